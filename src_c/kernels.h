@@ -1,0 +1,56 @@
+/* Internal interface between the driver (cdropout.c) and the per-ISA kernel files.
+ * A kernel set is a const table: no mutable global state anywhere. */
+#ifndef CDROPOUT_KERNELS_H
+#define CDROPOUT_KERNELS_H
+
+#include <stdint.h>
+#include <stddef.h>
+
+/* What decides the mask: see docs/stream-format.md. */
+enum { CD_MASK_PHILOX = 0, CD_MASK_KEEP_ALL = 1, CD_MASK_DROP_ALL = 2 };
+
+typedef struct {
+    uint32_t k0, k1;   /* key = (seed & 0xffffffff, seed >> 32) */
+    uint32_t s0, s1;   /* counter words 2, 3 = (stream & 0xffffffff, stream >> 32) */
+    uint32_t thi, tlo; /* T >> 16, T & 0xffff (only for CD_MASK_PHILOX, where 0 < T < 2^32) */
+    int mode;
+} cd_key;
+
+/* Keep bytes of blocks [b0, b0 + n): bit h of out[j] is keep(8 * (b0 + j) + h).
+ * b0 + n <= 2^61. One byte per block is exactly np.packbits(..., bitorder='little'). */
+typedef void (*cd_gen_fn)(const cd_key *key, uint64_t b0, int64_t n, uint8_t *out);
+
+/* Contiguous apply: for j in [0, n), with bit(j) = (bits[(phase + j) >> 3] >> ((phase + j) & 7)) & 1:
+ *   y[j] = bit(j) ? x[j] * s : +0.0      (select, not multiply)
+ * x may equal y (in place); phase in [0, 8). s is already rounded to the dtype (an exact double).
+ * float16: y = round_to_half((float)x * (float)s), one rounding, as NumPy does. */
+typedef void (*cd_apply_fn)(const void *x, void *y, int64_t n, const uint8_t *bits, int phase, double s);
+
+/* Contiguous in-place y[j] *= s (the benchmark's memory floor). */
+typedef void (*cd_scale_fn)(void *y, int64_t n, double s);
+
+enum { CD_F16 = 0, CD_F32 = 1, CD_F64 = 2, CD_NDTYPES = 3 };
+enum { CD_ISA_PORTABLE = 0, CD_ISA_AVX2 = 1, CD_ISA_AVX512 = 2, CD_NISA = 3 };
+
+typedef struct {
+    const char *name;
+    cd_gen_fn gen;
+    cd_apply_fn apply[CD_NDTYPES];
+    cd_scale_fn scale[CD_NDTYPES];
+} cd_kernels;
+
+extern const cd_kernels cd_kernels_portable;
+#if defined(CD_HAVE_X86_KERNELS)
+extern const cd_kernels cd_kernels_avx2;
+extern const cd_kernels cd_kernels_avx512;
+#endif
+
+/* Scalar helpers shared by every kernel file (defined in kernels_portable.c). */
+uint16_t cd_float_to_half(float f);   /* round to nearest even, like NumPy */
+float cd_half_to_float(uint16_t h);
+/* Keep byte of one block, scalar: the reference path and the tie side path of SIMD kernels. */
+uint8_t cd_block_byte(const cd_key *key, uint64_t b);
+/* Resolve ties of one block given its primary output words: returns the final keep byte. */
+uint8_t cd_block_byte_ties(const cd_key *key, uint64_t b, uint8_t lt_bits, uint8_t eq_bits);
+
+#endif
