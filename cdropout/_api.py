@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import os
 from typing import Any, Optional, Sequence, Tuple, Union
 
 import numpy as np
@@ -13,6 +14,7 @@ from ._seeding import U64, SeedLike, check_u64, resolve
 
 _DTYPE_CODES = {np.dtype(np.float16): 0, np.dtype(np.float32): 1, np.dtype(np.float64): 2}
 _MASK_FORMS = (None, "bool", "bits", "key")
+_MAX_THREADS = max(64, 4 * (os.cpu_count() or 1))
 
 Mask = Union[np.ndarray, BitMask, MaskKey]
 
@@ -49,7 +51,9 @@ def _check_threads(num_threads: Any) -> int:
         raise TypeError(f"num_threads must be a positive int or None, not {type(num_threads).__name__}")
     if num_threads < 1:
         raise ValueError(f"num_threads must be >= 1, got {num_threads}")
-    return int(num_threads)
+    # Results do not depend on the thread count, so a count far above the cores is clamped
+    # rather than handed to OpenMP (libgomp exits the process when it cannot create a thread).
+    return min(int(num_threads), _MAX_THREADS)
 
 
 def _check_out(out: Any, like: np.ndarray) -> Optional[np.ndarray]:
