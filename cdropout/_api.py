@@ -10,7 +10,7 @@ import numpy as np
 
 from . import _config, _core
 from ._masks import BitMask, MaskKey, generate_bits, packed_size, threshold, unpack
-from ._seeding import U64, SeedLike, check_u64, resolve
+from ._seeding import U64, SeedLike, check_u64, resolve, validate
 
 _DTYPE_CODES = {np.dtype(np.float16): 0, np.dtype(np.float32): 1, np.dtype(np.float64): 2}
 _MASK_FORMS = (None, "bool", "bits", "key")
@@ -198,6 +198,7 @@ def dropout(
     if offset + n > U64:
         raise ValueError(f"offset + mask size must be at most 2**64, got {offset} + {n}")
     if not training:
+        validate(seed, stream)  # the same errors as in training, but no stream is drawn
         return _eval(x, p, out, return_mask, offset, mshape, scale)
     seed_, stream_ = resolve(seed, stream)
     x, y = _writable_target(x, out)

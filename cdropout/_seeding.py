@@ -201,6 +201,18 @@ def seed(value: Optional[Union[int, np.random.SeedSequence]] = None) -> None:
     _default.set_state({"seed": _seed_value(value), "next_stream": 0, "n_children": 0})
 
 
+def validate(seed: SeedLike, stream: Optional[int]) -> None:
+    """Check seed and stream as :func:`resolve` does, without taking a stream."""
+    if seed is None or isinstance(seed, Generator):
+        if stream is not None:
+            raise ValueError("stream= needs an explicit int or SeedSequence seed, not a Generator")
+        return
+    if not isinstance(seed, np.random.SeedSequence):
+        check_u64(seed, "seed")
+    if stream is not None:
+        check_u64(stream, "stream")
+
+
 def resolve(seed: SeedLike, stream: Optional[int]) -> tuple[int, int]:
     """(seed, stream) of one call; a Generator (or None: the default one) gives its next stream."""
     if seed is None or isinstance(seed, Generator):
