@@ -7,3 +7,16 @@ import sys
 _HERE = os.path.dirname(os.path.abspath(__file__))
 if _HERE not in sys.path:
     sys.path.insert(0, _HERE)
+
+# Hypothesis profiles (tests/test_fuzz.py): HYPOTHESIS_PROFILE=ci (default), dev or long.
+try:
+    from hypothesis import HealthCheck, settings
+
+    _SLOW_OK = [HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much]
+    settings.register_profile("ci", max_examples=100, deadline=None, suppress_health_check=_SLOW_OK,
+                              print_blob=True)
+    settings.register_profile("dev", max_examples=300, deadline=None, suppress_health_check=_SLOW_OK)
+    settings.register_profile("long", max_examples=5000, deadline=None, suppress_health_check=_SLOW_OK)
+    settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+except ImportError:  # hypothesis is in the test extras; without it test_fuzz.py skips
+    pass
