@@ -1,6 +1,7 @@
 """dropout, dropout_backward and philox4x32: argument checks (once, here) and calls into _core."""
 from __future__ import annotations
 
+import functools
 import math
 import numbers
 import os
@@ -20,6 +21,8 @@ Mask = Union[np.ndarray, BitMask, MaskKey]
 
 
 def _as_float_array(x: Any, name: str) -> np.ndarray:
+    if type(x) is np.ndarray and x.dtype in _DTYPE_CODES and x.dtype.isnative and x.flags.aligned:
+        return x  # the common case, fast
     if isinstance(x, np.ma.MaskedArray):
         raise TypeError(f"{name} must not be a masked array (its mask would be ignored)")
     try:
@@ -36,6 +39,8 @@ def _as_float_array(x: Any, name: str) -> np.ndarray:
 
 
 def _check_p(p: Any) -> float:
+    if type(p) is float and 0.0 <= p <= 1.0:  # the common case, fast
+        return p
     if isinstance(p, (bool, np.bool_)) or not isinstance(p, numbers.Real):
         raise TypeError(f"p must be a real number, not {type(p).__name__}")
     p = float(p)
@@ -61,7 +66,7 @@ def _check_out(out: Any, like: np.ndarray) -> Optional[np.ndarray]:
         return None
     if not isinstance(out, np.ndarray):
         raise TypeError(f"out must be a numpy.ndarray, not {type(out).__name__}")
-    if out.shape != like.shape or out.dtype != like.dtype:
+    if out is not like and (out.shape != like.shape or out.dtype != like.dtype):
         raise ValueError(
             f"out must have shape {like.shape} and dtype {like.dtype}, got {out.shape} and {out.dtype}"
         )
@@ -85,6 +90,7 @@ def _mask_shape(noise_shape: Any, shape: Tuple[int, ...], name: str = "noise_sha
     return ns
 
 
+@functools.lru_cache(maxsize=256)
 def _scale(p: float, dtype: np.dtype, scale: bool) -> float:
     """s = 1/(1-p) rounded to the dtype (an exact double), or 1 without rescaling."""
     if not scale or p >= 1.0:

@@ -23,9 +23,7 @@ def packed_size(n: int) -> int:
 def generate_bits(seed: int, stream: int, offset: int, p: float, shape: Tuple[int, ...], nthreads: int = 0) -> np.ndarray:
     """The packed keep bits of a mask (element i = bit i, LSB first), straight from the key."""
     n = math.prod(shape)
-    bits = np.empty(packed_size(n), np.uint8)
-    if bits.size:
-        bits[-1] = 0  # the core keeps the bits past n of the last byte: they must be 0 (packbits)
+    bits = np.zeros(packed_size(n), np.uint8)  # padding bits of the last byte stay 0
     _core.run(0, None, None, 0.0, (seed, stream, threshold(p)), offset, None, bits, nthreads, _config.isa, shape=(n,))
     return bits
 

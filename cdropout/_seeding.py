@@ -14,6 +14,8 @@ U64 = 1 << 64
 
 def check_u64(value: Any, name: str) -> int:
     """`value` as a Python int in [0, 2**64), or a TypeError/ValueError naming `name`."""
+    if type(value) is int and 0 <= value < U64:  # the common case, fast
+        return value
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
         raise TypeError(f"{name} must be an integer, not {type(value).__name__}")
     value = int(value)
@@ -138,15 +140,11 @@ class Generator:
 
     def dropout(self, x: Any, p: float = 0.5, **kwargs: Any) -> Any:
         """:func:`cdropout.dropout` with this generator's next stream."""
-        from ._api import dropout
-
-        return dropout(x, p, seed=self, **kwargs)
+        return _api.dropout(x, p, seed=self, **kwargs)
 
     def dropout_backward(self, grad: Any, mask: Any, **kwargs: Any) -> Any:
         """:func:`cdropout.dropout_backward` (the mask carries its own seed and stream)."""
-        from ._api import dropout_backward
-
-        return dropout_backward(grad, mask, **kwargs)
+        return _api.dropout_backward(grad, mask, **kwargs)
 
 
 _live: "weakref.WeakSet[Generator]" = weakref.WeakSet()  # for the fork handler below
@@ -222,3 +220,6 @@ def resolve(seed: SeedLike, stream: Optional[int]) -> tuple[int, int]:
         return gen.seed, gen.reserve_stream()
     value = seed_from_seedsequence(seed) if isinstance(seed, np.random.SeedSequence) else check_u64(seed, "seed")
     return value, 0 if stream is None else check_u64(stream, "stream")
+
+
+from . import _api  # noqa: E402  (Generator.dropout calls it; _api imports this module first)

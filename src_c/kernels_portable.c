@@ -94,23 +94,35 @@ static void gen_portable(const cd_key *key, uint64_t b0, int64_t n, uint8_t *out
         out[j] = cd_block_byte(key, b0 + (uint64_t)j);
 }
 
-#define BIT(bits, k) (((bits)[(k) >> 3] >> ((k) & 7)) & 1)
+/* Branchless select: the product's bits ANDed with all-ones (kept) or zero (dropped), so dropped
+ * elements are +0.0 whatever x holds, and no branch depends on the random mask. */
+#define KEEP_MASK(type, bits, k) ((type)0 - (type)(((bits)[(k) >> 3] >> ((k) & 7)) & 1))
 
 static void apply_f32(const void *xv, void *yv, int64_t n, const uint8_t *bits, int phase, double sd)
 {
     const float *x = (const float *)xv;
     float *y = (float *)yv;
     const float s = (float)sd;
-    for (int64_t j = 0; j < n; j++)
-        y[j] = BIT(bits, phase + j) ? x[j] * s : 0.0f;
+    for (int64_t j = 0; j < n; j++) {
+        float v = x[j] * s;
+        uint32_t u;
+        memcpy(&u, &v, sizeof u);
+        u &= KEEP_MASK(uint32_t, bits, phase + j);
+        memcpy(&y[j], &u, sizeof u);
+    }
 }
 
 static void apply_f64(const void *xv, void *yv, int64_t n, const uint8_t *bits, int phase, double s)
 {
     const double *x = (const double *)xv;
     double *y = (double *)yv;
-    for (int64_t j = 0; j < n; j++)
-        y[j] = BIT(bits, phase + j) ? x[j] * s : 0.0;
+    for (int64_t j = 0; j < n; j++) {
+        double v = x[j] * s;
+        uint64_t u;
+        memcpy(&u, &v, sizeof u);
+        u &= KEEP_MASK(uint64_t, bits, phase + j);
+        memcpy(&y[j], &u, sizeof u);
+    }
 }
 
 static void apply_f16(const void *xv, void *yv, int64_t n, const uint8_t *bits, int phase, double sd)
@@ -119,7 +131,7 @@ static void apply_f16(const void *xv, void *yv, int64_t n, const uint8_t *bits, 
     uint16_t *y = (uint16_t *)yv;
     const float s = (float)sd;
     for (int64_t j = 0; j < n; j++)
-        y[j] = BIT(bits, phase + j) ? cd_float_to_half(cd_half_to_float(x[j]) * s) : 0;
+        y[j] = (uint16_t)(cd_float_to_half(cd_half_to_float(x[j]) * s) & KEEP_MASK(uint16_t, bits, phase + j));
 }
 
 static void scale_f32(void *yv, int64_t n, double sd)
