@@ -116,7 +116,8 @@ def _writable_target(x: np.ndarray, out: Optional[np.ndarray]) -> Tuple[np.ndarr
 
 def _select(x: np.ndarray, keep: np.ndarray, s: float, y: np.ndarray) -> None:
     """y = keep ? x * s : +0 with keep broadcast to x (the path for noise-shaped and bool masks)."""
-    prod = np.multiply(x, x.dtype.type(s))
+    with np.errstate(all="ignore"):  # like the core path: overflow to inf is the result, not an error
+        prod = np.multiply(x, x.dtype.type(s))
     y[...] = 0
     np.copyto(y, prod, where=keep)
 
@@ -235,7 +236,8 @@ def _eval(x: np.ndarray, p: float, out: Optional[np.ndarray], return_mask: Optio
         if out is not None and out is not x:
             np.copyto(out, x)
     else:
-        y = np.multiply(x, x.dtype.type(1.0 - p), out=out)
+        with np.errstate(all="ignore"):
+            y = np.multiply(x, x.dtype.type(1.0 - p), out=out)
     if return_mask is None:
         return y
     if not scale:
