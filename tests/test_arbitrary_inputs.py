@@ -254,3 +254,25 @@ def test_maskkey_normalises_and_roundtrips():
     hash(k)  # frozen dataclass with a tuple shape: hashable
     g = cdropout.dropout_backward(np.ones((2, 3)), k)
     assert_same_bits(g, reference.apply_mask(np.ones((2, 3)), reference.keep_mask((2, 3), 0.25, 5, 2, 3), 0.25))
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
+def test_overflow_is_a_result_not_an_error_on_every_path(dtype):
+    """With np.errstate(all='raise') (or warnings as errors) every path gives inf quietly,
+    as the core path does: noise-shaped masks, bool-mask backward, classic eval scaling."""
+    big = np.finfo(dtype).max
+    x = np.full((4, 8), big, dtype)
+    x[0, 0] = np.finfo(dtype).smallest_subnormal
+    calls = {
+        "core": lambda: cdropout.dropout(x, 0.5, seed=1),
+        "noise_shape": lambda: cdropout.dropout(x, 0.5, seed=1, noise_shape=(4, 1)),
+        "bool backward": lambda: cdropout.dropout_backward(x, np.ones(x.shape, bool), p=0.5),
+        "bits backward": lambda: cdropout.dropout_backward(x, cdropout.dropout(x, 0.5, seed=1, return_mask="bits")[1]),
+        "eval unscaled": lambda: cdropout.dropout(x, 0.5, training=False, scale=False),
+    }
+    expected = {name: f() for name, f in calls.items()}
+    import warnings
+    with np.errstate(all="raise"), warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for name, f in calls.items():
+            assert_same_bits(f(), expected[name], name)
