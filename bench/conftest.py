@@ -66,5 +66,3 @@ def work(size: int, request: pytest.FixtureRequest) -> Workload:
     w = _cache[key]
     w.reset()
     return w
-
-
