@@ -19,9 +19,10 @@ count. The cases:
 * PyTorch CPU ``torch.nn.functional.dropout(t, p, training=True)`` when torch is importable, with
   ``torch.set_num_threads`` set to the row's thread count.
 
-Each case is warmed up, then timed over several rounds of back-to-back calls
-(``time.perf_counter``); a round lasts at least ``--min-time`` seconds and the reported time per
-call is the minimum (or ``--stat median``) over the rounds. After the table a "targets" section
+Each case is warmed up, then timed over rounds of back-to-back calls (``time.perf_counter``): a
+round lasts at least ``--min-time`` (1 ms), rounds go on for ``--max-time`` (0.2 s) and at least
+``--repeat`` (5) rounds, and the reported time per call is the minimum (or ``--stat median``) over
+the rounds; see :func:`time_call`. After the table a "targets" section
 computes the ratios that the project's speed targets name, with PASS/MISS, for the sizes the run
 includes.
 """
@@ -227,14 +228,17 @@ def torch_version() -> Optional[str]:
 # Timing
 # --------------------------------------------------------------------------------------------
 
-def time_call(fn: TimedCall, *, repeat: int = 5, min_time: float = 0.02, budget: float = 5.0,
-              stat: str = "min") -> float:
+def time_call(fn: TimedCall, *, repeat: int = 5, min_time: float = 0.001, max_time: float = 0.2,
+              budget: float = 5.0, stat: str = "min") -> float:
     """Seconds per call of ``fn``.
 
-    One warm-up call sizes a round (``number`` calls lasting at least ``min_time``); when more
-    than one call is needed a whole warm-up round follows. Then up to ``repeat`` timed rounds,
-    fewer when the case has already used ``budget`` seconds (at least one is always timed).
-    Returns the minimum or the median of the per-call times of the rounds.
+    A round is ``number`` back-to-back calls lasting at least ``min_time`` (1 for slow calls, so
+    each call is timed alone; many for fast ones, so the timer's cost vanishes). One warm-up call
+    sizes the round; when it takes more than one call a whole warm-up round follows. Timed rounds
+    go on until there are ``repeat`` of them and ``max_time`` seconds have passed, or until
+    ``budget`` seconds have passed (so a call of seconds is timed only once or twice). Short
+    rounds and many of them let the minimum skip the rounds that another process interrupted.
+    Returns the minimum or the median of the rounds' per-call times.
     """
     def one_round(number: int) -> float:
         t0 = time.perf_counter()
@@ -254,9 +258,10 @@ def time_call(fn: TimedCall, *, repeat: int = 5, min_time: float = 0.02, budget:
             if warm < min_time:
                 number = min(10**6, math.ceil(number * 1.2 * min_time / max(warm, 1e-9)))
         per_call: list[float] = []
-        while len(per_call) < repeat:
+        while True:
             per_call.append(one_round(number) / number)
-            if time.perf_counter() - start > budget:
+            elapsed = time.perf_counter() - start
+            if (len(per_call) >= repeat and elapsed >= max_time) or elapsed >= budget:
                 break
     finally:
         if gc_enabled:
@@ -438,7 +443,9 @@ def fmt_time(seconds: float) -> str:
 
 
 def fmt_ratio(ratio: Optional[float]) -> str:
-    return "-" if ratio is None else f"{ratio:.3g}x"
+    if ratio is None:
+        return "-"
+    return f"{ratio:.0f}x" if ratio >= 100 else f"{ratio:.3g}x"
 
 
 def cpu_model() -> str:
@@ -451,6 +458,17 @@ def cpu_model() -> str:
     except OSError:
         pass
     return platform.processor() or "unknown CPU"
+
+
+def load_text(cores: int) -> str:
+    """The 1-minute load average at start, with a warning when other work is running."""
+    if not hasattr(os, "getloadavg"):
+        return "unknown"
+    load = os.getloadavg()[0]
+    text = f"1-min load average {load:.2f} at start on {cores} cores"
+    if load > 0.5:
+        text += " (other processes are running: multi-thread timings will be noisy)"
+    return text
 
 
 def header_lines(p: float, threads: Sequence[int], timing: dict[str, Any],
@@ -477,9 +495,11 @@ def header_lines(p: float, threads: Sequence[int], timing: dict[str, Any],
         ("threads", ", ".join(map(str, threads)) + f" (\"all threads\" = {max(threads)})"),
         ("versions", f"Python {platform.python_version()} | numpy {np.__version__} | "
                      f"torch {torch_ver or 'not installed'}"),
+        ("load", load_text(usable)),
         ("workload", f"float32, p = {p}, contiguous 1-D arrays"),
-        ("timing", f"{timing['stat']} of up to {timing['repeat']} rounds per case after a warm-up; "
-                   f"a round lasts >= {timing['min_time'] * 1e3:g} ms; "
+        ("timing", f"{timing['stat']} over rounds of >= {timing['min_time'] * 1e3:g} ms after a warm-up; "
+                   f">= {timing['repeat']} rounds and >= {timing['max_time']:g} s per case "
+                   f"(at most {timing['budget']:g} s); "
                    f"x floor = time / floor time at the same thread count"),
     ]
 
@@ -520,6 +540,10 @@ def render_targets_text(targets: list[TargetResult]) -> list[str]:
     return lines
 
 
+def md_escape(text: str) -> str:
+    return text.replace("*", r"\*").replace("|", r"\|")
+
+
 def render_markdown(results: Results, header: list[tuple[str, str]],
                     targets: list[TargetResult], command: str) -> str:
     lines = ["### cdropout benchmark", "", f"Command: `{command}`", ""]
@@ -527,7 +551,7 @@ def render_markdown(results: Results, header: list[tuple[str, str]],
     lines += ["", "| size | case | threads | time | Gelem/s | x floor |",
               "|---:|:---|---:|---:|---:|---:|"]
     for row in results.rows:
-        lines.append(f"| {fmt_size(row.size)} | {row.case.label} | {row.threads} | "
+        lines.append(f"| {fmt_size(row.size)} | {md_escape(row.case.label)} | {row.threads} | "
                      f"{fmt_time(row.seconds)} | {row.size / row.seconds / 1e9:.3f} | "
                      f"{fmt_ratio(results.floor_ratio(row))} |")
     lines += ["", "| size | target | measured | limit | result |", "|---:|:---|---:|---:|:---|"]
@@ -543,16 +567,18 @@ def plot(results: Results, path: str, header: list[tuple[str, str]]) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(10, 6.5))
-    for case in CASES:
+    fig, ax = plt.subplots(figsize=(12, 6.5))
+    colors = plt.get_cmap("tab10")
+    all_threads = max(results.threads)
+    for i, case in enumerate(CASES):
         for t in (results.threads if case.threaded else [1]):
             points = [(row.size, row.size / row.seconds / 1e9) for row in results.rows
                       if row.case is case and row.threads == t]
             if not points:
                 continue
             xs, ys = zip(*points)
-            style = "--" if case.key.startswith(("floor", "np_mul")) else "-"
-            ax.plot(xs, ys, style, marker="o", markersize=3,
+            style = ":" if not case.threaded else ("-" if t == all_threads else "--")
+            ax.plot(xs, ys, style, color=colors(i % 10), marker="o", markersize=3,
                     label=f"{case.label} ({t} thr)" if case.threaded else case.label)
     ax.set_xscale("log", base=2)
     ax.set_yscale("log")
@@ -562,7 +588,7 @@ def plot(results: Results, path: str, header: list[tuple[str, str]]) -> None:
     info = dict(header)
     ax.set_title(f"cdropout throughput vs size\n{info['cdropout']}", fontsize=9)
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=7, loc="best", ncol=2)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
@@ -585,11 +611,14 @@ def build_parser() -> argparse.ArgumentParser:
                       help="comma-separated element counts, e.g. 1Ki,4Ki,1Mi (Ki/K = 1024, Mi/M = 2**20)")
     parser.add_argument("--threads", type=parse_list(positive_int),
                         help="comma-separated thread counts (default: 1 and cdropout's max_threads)")
-    parser.add_argument("--repeat", type=positive_int, default=5, help="timed rounds per case (default 5)")
-    parser.add_argument("--min-time", type=float, default=0.02,
-                        help="seconds a timed round lasts at least (default 0.02)")
+    parser.add_argument("--repeat", type=positive_int, default=5,
+                        help="timed rounds per case, at least (default 5)")
+    parser.add_argument("--min-time", type=float, default=0.001,
+                        help="seconds a timed round lasts at least (default 0.001)")
+    parser.add_argument("--max-time", type=float, default=0.2,
+                        help="seconds a case goes on adding rounds for (default 0.2)")
     parser.add_argument("--budget", type=float, default=5.0,
-                        help="seconds after which a case stops adding rounds (default 5)")
+                        help="seconds after which a case stops adding rounds, even below --repeat (default 5)")
     parser.add_argument("--stat", choices=("min", "median"), default="min",
                         help="statistic over the rounds (default min)")
     parser.add_argument("--p", type=float, default=0.5, help="drop probability (default 0.5)")
@@ -617,7 +646,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     threads = args.threads or sorted({1, int(cdropout.simd_info().get("max_threads") or 1)})
     torch_ver = None if args.no_torch else torch_version()
     cases = [case for case in CASES if torch_ver or not case.needs_torch]
-    timing = {"repeat": args.repeat, "min_time": args.min_time, "budget": args.budget, "stat": args.stat}
+    timing = {"repeat": args.repeat, "min_time": args.min_time, "max_time": args.max_time,
+              "budget": args.budget, "stat": args.stat}
     header = header_lines(args.p, threads, timing, torch_ver)
     results = Results(sizes, threads)
 

@@ -10,14 +10,14 @@ import pytest
 
 from cdropout.bench import NumpyFastDropout, fmt_size, parse_size
 
-ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.mark.parametrize("extra", [[], ["--markdown"]], ids=["text", "markdown"])
-def test_cli_quick_on_tiny_sizes(extra: list[str]) -> None:
+def test_cli_quick_on_tiny_sizes(extra: list[str], tmp_path: Path) -> None:
     cmd = [sys.executable, "-m", "cdropout.bench", "--sizes", "1Ki,4Ki", "--repeat", "1",
            "--min-time", "0.001", *extra]
-    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    # cwd is not the source tree, so the installed (built) cdropout is the one that runs.
+    proc = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout
     for label in ("floor: scale_inplace", "cdropout forward, in place", "cdropout forward + bit mask",
@@ -30,9 +30,9 @@ def test_cli_quick_on_tiny_sizes(extra: list[str]) -> None:
     assert ("PASS" in out) or ("MISS" in out)  # the 1 Ki call-cost target is measured
 
 
-def test_cli_rejects_bad_size() -> None:
+def test_cli_rejects_bad_size(tmp_path: Path) -> None:
     proc = subprocess.run([sys.executable, "-m", "cdropout.bench", "--sizes", "12XB"],
-                          cwd=ROOT, capture_output=True, text=True, timeout=60)
+                          cwd=tmp_path, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2
     assert "bad size" in proc.stderr
 
