@@ -42,6 +42,9 @@ from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
 
+from . import __version__, dropout, dropout_backward, simd_info
+from ._api import scale_inplace
+
 KI = 1 << 10
 MI = 1 << 20
 QUICK_SIZES = (1 * KI, 64 * KI, 1 * MI, 4 * MI, 16 * MI)
@@ -151,14 +154,8 @@ class Case:
     needs_torch: bool = False
 
 
-def _cd() -> Any:
-    import cdropout
-    return cdropout
-
-
 def _floor(w: Workload, t: int) -> TimedCall:
-    from cdropout._api import scale_inplace
-    return lambda: scale_inplace(w.x, w.scale, num_threads=t)
+    return lambda: scale_inplace(w.x, float(w.scale), num_threads=t)
 
 
 def _np_multiply(w: Workload, t: int) -> TimedCall:
@@ -166,21 +163,17 @@ def _np_multiply(w: Workload, t: int) -> TimedCall:
 
 
 def _forward(w: Workload, t: int) -> TimedCall:
-    dropout = _cd().dropout
     return lambda: dropout(w.x, w.p, seed=SEED, out=w.x, num_threads=t)
 
 
 def _forward_bits(w: Workload, t: int) -> TimedCall:
-    dropout = _cd().dropout
     return lambda: dropout(w.x, w.p, seed=SEED, out=w.x, return_mask="bits", num_threads=t)
 
 
 def _backward_from(mask_form: str) -> Callable[[Workload, int], TimedCall]:
     def make(w: Workload, t: int) -> TimedCall:
-        cd = _cd()
-        _, mask = cd.dropout(w.x, w.p, seed=SEED, out=w.x, return_mask=mask_form)
-        backward = cd.dropout_backward
-        return lambda: backward(w.g, mask, out=w.g, num_threads=t)
+        _, mask = dropout(w.x, w.p, seed=SEED, out=w.x, return_mask=mask_form)
+        return lambda: dropout_backward(w.g, mask, out=w.g, num_threads=t)
     return make
 
 
@@ -435,11 +428,20 @@ def fmt_size(n: int) -> str:
     return str(n)
 
 
+def fmt_bytes(n: int) -> str:
+    return f"{fmt_size(n)}B" if n % KI == 0 else f"{n} B"
+
+
 def fmt_time(seconds: float) -> str:
     for scale, unit in ((1.0, "s"), (1e-3, "ms"), (1e-6, "us")):
         if seconds >= scale:
             return f"{seconds / scale:.3g} {unit}"
     return f"{seconds / 1e-9:.3g} ns"
+
+
+def fmt_rate(row: Row) -> str:
+    """Gelem/s of a row."""
+    return f"{row.size / row.seconds / 1e9:.3g}"
 
 
 def fmt_ratio(ratio: Optional[float]) -> str:
@@ -473,23 +475,15 @@ def load_text(cores: int) -> str:
 
 def header_lines(p: float, threads: Sequence[int], timing: dict[str, Any],
                  torch_ver: Optional[str]) -> list[tuple[str, str]]:
-    import cdropout
-    info = cdropout.simd_info()
+    info = simd_info()
     cores = os.cpu_count() or 1
     usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else cores
     available = info.get("available")
     available_text = ", ".join(available) if isinstance(available, (list, tuple)) else str(available)
     omp_env = os.environ.get("OMP_NUM_THREADS")
-    version = getattr(cdropout, "__version__", None)
-    if version is None:
-        try:
-            from importlib.metadata import version as dist_version
-            version = dist_version("cdropout")
-        except Exception:
-            version = "unknown"
     return [
         ("machine", f"{platform.platform()} | {cpu_model()} | {cores} cores ({usable} usable)"),
-        ("cdropout", f"{version} | ISA path {info.get('isa')} (available: {available_text}) | "
+        ("cdropout", f"{__version__} | ISA path {info.get('isa')} (available: {available_text}) | "
                      f"OpenMP {'yes' if info.get('openmp') else 'no'}, max threads {info.get('max_threads')}"
                      + (f" (OMP_NUM_THREADS={omp_env})" if omp_env else "")),
         ("threads", ", ".join(map(str, threads)) + f" (\"all threads\" = {max(threads)})"),
@@ -504,32 +498,21 @@ def header_lines(p: float, threads: Sequence[int], timing: dict[str, Any],
     ]
 
 
-def render_text(results: Results, header: list[tuple[str, str]], targets: list[TargetResult],
-                size: Optional[int] = None, with_header: bool = True,
-                with_targets: bool = True) -> str:
-    lines: list[str] = []
-    if with_header:
-        lines.append("cdropout benchmark")
-        lines += [f"  {k:<9}{v}" for k, v in header]
-    sizes = results.sizes if size is None else [size]
+def render_header_text(header: list[tuple[str, str]]) -> str:
+    return "\n".join(["cdropout benchmark"] + [f"  {k:<9}{v}" for k, v in header])
+
+
+def render_size_text(results: Results, n: int) -> str:
     width = max(len(case.label) for case in CASES)
-    for n in sizes:
-        rows = results.for_size(n)
-        if not rows:
-            continue
-        lines.append("")
-        lines.append(f"{fmt_size(n)} float32 elements ({fmt_size(n * 4)}B)")
-        lines.append(f"  {'case':<{width}}  {'thr':>3}  {'time':>9}  {'Gelem/s':>8}  {'x floor':>8}")
-        for row in rows:
-            lines.append(f"  {row.case.label:<{width}}  {row.threads:>3}  {fmt_time(row.seconds):>9}  "
-                         f"{row.size / row.seconds / 1e9:>8.3f}  {fmt_ratio(results.floor_ratio(row)):>8}")
-    if with_targets:
-        lines.append("")
-        lines += render_targets_text(targets)
+    lines = [f"{fmt_size(n)} float32 elements ({fmt_bytes(n * 4)})",
+             f"  {'case':<{width}}  {'thr':>3}  {'time':>9}  {'Gelem/s':>8}  {'x floor':>8}"]
+    for row in results.for_size(n):
+        lines.append(f"  {row.case.label:<{width}}  {row.threads:>3}  {fmt_time(row.seconds):>9}  "
+                     f"{fmt_rate(row):>8}  {fmt_ratio(results.floor_ratio(row)):>8}")
     return "\n".join(lines)
 
 
-def render_targets_text(targets: list[TargetResult]) -> list[str]:
+def render_targets_text(targets: list[TargetResult]) -> str:
     lines = ["targets (each ratio is time of the first named / time of the second, in this run)"]
     width = max(len(t.target.label) for t in targets)
     for r in targets:
@@ -537,7 +520,7 @@ def render_targets_text(targets: list[TargetResult]) -> list[str]:
         measured = fmt_ratio(r.ratio) if r.ratio is not None else "-"
         lines.append(f"  {fmt_size(t.size):>6}  {t.label:<{width}}  {measured:>8}  "
                      f"(target {t.op} {t.limit:g}x)  {r.verdict}")
-    return lines
+    return "\n".join(lines)
 
 
 def md_escape(text: str) -> str:
@@ -552,7 +535,7 @@ def render_markdown(results: Results, header: list[tuple[str, str]],
               "|---:|:---|---:|---:|---:|---:|"]
     for row in results.rows:
         lines.append(f"| {fmt_size(row.size)} | {md_escape(row.case.label)} | {row.threads} | "
-                     f"{fmt_time(row.seconds)} | {row.size / row.seconds / 1e9:.3f} | "
+                     f"{fmt_time(row.seconds)} | {fmt_rate(row)} | "
                      f"{fmt_ratio(results.floor_ratio(row))} |")
     lines += ["", "| size | target | measured | limit | result |", "|---:|:---|---:|---:|:---|"]
     for r in targets:
@@ -641,37 +624,34 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                   "(pip install matplotlib, or pip install 'cdropout[plot]')", file=sys.stderr)
             return 2
 
-    import cdropout
     sizes = args.sizes or list(FULL_SIZES if args.full else QUICK_SIZES)
-    threads = args.threads or sorted({1, int(cdropout.simd_info().get("max_threads") or 1)})
+    threads = args.threads or sorted({1, int(simd_info().get("max_threads") or 1)})
     torch_ver = None if args.no_torch else torch_version()
     cases = [case for case in CASES if torch_ver or not case.needs_torch]
     timing = {"repeat": args.repeat, "min_time": args.min_time, "max_time": args.max_time,
               "budget": args.budget, "stat": args.stat}
     header = header_lines(args.p, threads, timing, torch_ver)
     results = Results(sizes, threads)
+    show_progress = sys.stderr.isatty()
 
     def progress(message: str) -> None:
-        if args.markdown and sys.stderr.isatty():
-            print(f"\r\033[K{message}", end="", file=sys.stderr, flush=True)
+        print(f"\r\033[K{message}", end="", file=sys.stderr, flush=True)
 
     if not args.markdown:
-        print(render_text(results, header, [], with_targets=False), flush=True)
+        print(render_header_text(header), flush=True)
     for n in sizes:
-        run_size(n, cases, threads, args.p, timing, results, progress)
+        run_size(n, cases, threads, args.p, timing, results, progress if show_progress else None)
+        if show_progress:
+            progress("")
         if not args.markdown:
-            print(render_text(results, header, [], size=n, with_header=False, with_targets=False),
-                  flush=True)
-    if args.markdown and sys.stderr.isatty():
-        print("\r\033[K", end="", file=sys.stderr, flush=True)
+            print("\n" + render_size_text(results, n), flush=True)
 
     targets = evaluate_targets(results, has_torch=torch_ver is not None)
     if args.markdown:
         command = "python -m cdropout.bench " + " ".join(argv if argv is not None else sys.argv[1:])
         print(render_markdown(results, header, targets, command.strip()))
     else:
-        print()
-        print("\n".join(render_targets_text(targets)))
+        print("\n" + render_targets_text(targets))
     if args.plot:
         plot(results, args.plot, header)
         print(f"\nplot saved to {args.plot}", file=sys.stderr if args.markdown else sys.stdout)
