@@ -42,7 +42,7 @@ from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
 
-from . import __version__, dropout, dropout_backward, simd_info
+from . import Generator, __version__, dropout, dropout_backward, simd_info
 from ._api import scale_inplace
 
 KI = 1 << 10
@@ -162,12 +162,16 @@ def _np_multiply(w: Workload, t: int) -> TimedCall:
     return lambda: np.multiply(w.x, w.scale, out=w.x)
 
 
+# Forward calls take a fresh stream each time, as in training: a fixed mask would let the
+# CPU's branch predictors learn it and flatter any branchy code path.
 def _forward(w: Workload, t: int) -> TimedCall:
-    return lambda: dropout(w.x, w.p, seed=SEED, out=w.x, num_threads=t)
+    gen = Generator(SEED)
+    return lambda: dropout(w.x, w.p, seed=gen, out=w.x, num_threads=t)
 
 
 def _forward_bits(w: Workload, t: int) -> TimedCall:
-    return lambda: dropout(w.x, w.p, seed=SEED, out=w.x, return_mask="bits", num_threads=t)
+    gen = Generator(SEED)
+    return lambda: dropout(w.x, w.p, seed=gen, out=w.x, return_mask="bits", num_threads=t)
 
 
 def _backward_from(mask_form: str) -> Callable[[Workload, int], TimedCall]:
