@@ -201,3 +201,12 @@ def test_a_tiny_training_step():
         d[i] = eps
         assert np.isclose((loss(w + d, 0) - loss(w - d, 0)) / (2 * eps), grad_w[i, 0], rtol=1e-6)
     assert_same_bits(grad_x, reference.apply_mask(r @ w.T, reference.keep_mask(x.shape, 0.3, 10), 0.3))
+
+
+def test_docstring_examples():
+    import doctest
+
+    import cdropout.layers
+
+    result = doctest.testmod(cdropout.layers, optionflags=doctest.ELLIPSIS)
+    assert result.attempted > 0 and result.failed == 0

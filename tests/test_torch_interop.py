@@ -189,3 +189,10 @@ def test_channel_dropout_shapes_agree_with_pytorch(torch):
         for arr in (t, c):
             flat = arr.reshape(int(np.prod(shape[:lead])), -1)
             assert np.all(flat == flat[:, :1]), (tf.__name__, shape)
+
+
+def test_docstring_examples(ct):
+    import doctest
+
+    result = doctest.testmod(ct, optionflags=doctest.ELLIPSIS)
+    assert result.attempted > 0 and result.failed == 0

@@ -272,3 +272,10 @@ def test_classic_dropout_expectation_matches_inference():
         mean = cdropout.dropout(x, p, seed=3, scale=False).mean()
         assert abs(mean - (1 - p)) < 5 * math.sqrt(p * (1 - p) / n)
         assert cdropout.dropout(x[:1], p, scale=False, training=False)[0] == 1 - p
+
+
+def test_docstring_examples():
+    import doctest
+
+    result = doctest.testmod(variants, optionflags=doctest.ELLIPSIS)
+    assert result.attempted > 0 and result.failed == 0
