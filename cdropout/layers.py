@@ -1,7 +1,7 @@
 """A dropout layer for hand-written training loops: forward, backward, train/eval, resumable."""
 from __future__ import annotations
 
-from typing import Any, Dict, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, Optional, Sequence, Tuple, Union, cast
 
 import numpy as np
 
@@ -147,7 +147,7 @@ class Dropout:
         ns = self._noise_shape_for(shape)
         self._saved = self._saved_shape = None
         if not (self.training or self.mc):
-            return dropout(x, self.p, training=False, out=out, noise_shape=ns, scale=self.scale)
+            return cast(np.ndarray, dropout(x, self.p, training=False, out=out, noise_shape=ns, scale=self.scale))
         y, m = dropout(x, self.p, seed=self.generator, out=out, return_mask=self.mask,
                        noise_shape=ns, scale=self.scale, num_threads=self.num_threads)
         self._saved, self._saved_shape = m, y.shape

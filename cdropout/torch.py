@@ -45,11 +45,9 @@ def _as_numpy(t: "_torch.Tensor", name: str) -> np.ndarray:
 def _apply_key(x: "_torch.Tensor", key: MaskKey, inplace: bool) -> "_torch.Tensor":
     """y = dropout of x with the mask `key` stands for (no autograd here)."""
     xn = _as_numpy(x, "input")
-    kw = dict(seed=key.seed, stream=key.stream, offset=key.offset, noise_shape=key.shape, scale=key.scale)
-    if inplace:
-        _np_dropout(xn, key.p, out=xn, **kw)
-        return x
-    return _torch.from_numpy(_np_dropout(xn, key.p, **kw))
+    y = _np_dropout(xn, key.p, seed=key.seed, stream=key.stream, offset=key.offset, noise_shape=key.shape,
+                    scale=key.scale, out=xn if inplace else None)
+    return x if inplace else _torch.from_numpy(y)
 
 
 class DropoutFunction(_torch.autograd.Function):

@@ -226,9 +226,10 @@ def _normalize_axes(axes: Any, ndim: int, name: str) -> Tuple[int, ...]:
     for a in axes:
         if isinstance(a, (bool, np.bool_)) or not isinstance(a, numbers.Integral):
             raise TypeError(f"{name} must be an int or a tuple of ints, got {a!r}")
+        a = int(a)
         if not -ndim <= a < ndim:
             raise ValueError(f"{name}={a} is out of range for an array of {ndim} dimensions")
-        result.append(int(a) % ndim)
+        result.append(a % ndim)
     if len(set(result)) != len(result):
         raise ValueError(f"{name} has repeated axes: {axes}")
     return tuple(result)
@@ -670,19 +671,22 @@ def gaussian_noise(
     >>> abs(float(m.mean()) - 1) < 0.02 and abs(float(m.var()) - 1) < 0.03
     True
     """
-    shape = (int(shape),) if isinstance(shape, numbers.Integral) else tuple(int(d) for d in shape)
-    if any(d < 0 for d in shape):
-        raise ValueError(f"shape must not have negative entries, got {shape}")
+    if isinstance(shape, (int, np.integer)):
+        dims: Tuple[int, ...] = (int(shape),)
+    else:
+        dims = tuple(int(d) for d in shape)
+    if any(d < 0 for d in dims):
+        raise ValueError(f"shape must not have negative entries, got {dims}")
     dt = np.dtype(dtype)
     if dt not in (np.float16, np.float32, np.float64):
         raise TypeError(f"dtype must be float16, float32 or float64, not {dt}")
     p = _gaussian_p(p)
     offset = check_u64(offset, "offset")
-    n = math.prod(shape)
+    n = math.prod(dims)
     if offset + n > U64:
         raise ValueError(f"offset + size must be at most 2**64, got {offset} + {n}")
     seed_, stream_ = resolve(seed, stream)
-    return _noise(seed_, stream_, offset, p, shape, dt)
+    return _noise(seed_, stream_, offset, p, dims, dt)
 
 
 def _noise(seed: int, stream: int, offset: int, p: float, shape: Tuple[int, ...], dt: np.dtype) -> np.ndarray:
