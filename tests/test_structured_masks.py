@@ -7,6 +7,7 @@ import math
 
 import numpy as np
 import pytest
+from hypothesis import given, settings, strategies as st
 
 import cdropout
 import reference
@@ -224,3 +225,26 @@ def test_noise_shape_not_broadcastable_is_rejected():
     _, key = cdropout.dropout(x, 0.5, seed=0, noise_shape=(4, 1), return_mask="key")
     with pytest.raises(ValueError, match="does not broadcast"):
         cdropout.dropout_backward(np.ones((5, 3)), key)
+
+
+# --- property test: any shape, axis, p, seed, stream, offset ----------------------------------
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    shape=st.lists(st.integers(0, 5), min_size=1, max_size=4).map(tuple),
+    data=st.data(),
+    p=st.floats(0.0, 1.0),
+    seed=st.integers(0, 2**64 - 1),
+    stream=st.integers(0, 2**64 - 1),
+    offset=st.integers(0, 2**64 - 1000),
+)
+def test_variational_and_drop_path_property(shape, data, p, seed, stream, offset):
+    axis = data.draw(st.integers(-len(shape), len(shape) - 1))
+    x = random_data(shape, np.float32, seed=0)
+    ns = tuple(1 if d == axis % len(shape) else s for d, s in enumerate(shape))
+    y = cdropout.variational_dropout(x, p, time_axis=axis, seed=seed, stream=stream, offset=offset)
+    assert_same_bits(y, reference.dropout(x, p, seed, stream, offset, noise_shape=ns))
+    ns = (shape[0],) + (1,) * (len(shape) - 1)
+    y = cdropout.drop_path(x, p, seed=seed, stream=stream, offset=offset)
+    assert_same_bits(y, reference.dropout(x, p, seed, stream, offset, noise_shape=ns))

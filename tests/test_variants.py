@@ -279,3 +279,10 @@ def test_docstring_examples():
 
     result = doctest.testmod(variants, optionflags=doctest.ELLIPSIS)
     assert result.attempted > 0 and result.failed == 0
+
+
+def test_alpha_dropout_thread_count_invariance():
+    x = random_data((3, 1 << 16), np.float32, seed=13)
+    expected = alpha_reference(x, reference.keep_mask(x.shape, 0.3, 21, 5), 0.3)
+    for nt in (1, 2, 3):
+        assert_same_bits(cdropout.alpha_dropout(x, 0.3, seed=21, stream=5, num_threads=nt), expected)
