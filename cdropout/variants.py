@@ -14,7 +14,8 @@ from typing import Any, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from ._api import Mask, _as_float_array, _check_out, _check_p, _mask_shape, _writable_target, dropout
+from ._api import (Mask, _as_float_array, _check_out, _check_p, _check_threads, _mask_shape, _writable_target,
+                   dropout, philox4x32)
 from ._masks import BitMask, MaskKey, generate_bits, unpack
 from ._seeding import U64, SeedLike, check_u64, resolve
 
@@ -401,8 +402,6 @@ def _alpha(x: Any, p: float, noise_shape: Any, seed: SeedLike, stream: Optional[
     n = math.prod(mshape)
     if offset + n > U64:
         raise ValueError(f"offset + mask size must be at most 2**64, got {offset} + {n}")
-    from ._api import _check_threads
-
     nthreads = _check_threads(num_threads)
     seed_, stream_ = resolve(seed, stream)
     x, y = _writable_target(x, out)
@@ -595,8 +594,6 @@ _CHUNK_BLOCKS = 1 << 18      # blocks of 4 normals per step: bounds the temporar
 
 def _standard_normals(seed: int, stream: int, offset: int, n: int) -> np.ndarray:
     """z_e for e = offset .. offset+n-1 (float64), the rule of docs/variants.md."""
-    from ._api import philox4x32
-
     z = np.empty(n, np.float64)
     if n == 0:
         return z
