@@ -1,6 +1,7 @@
 """The benchmark CLI (python -m cdropout.bench) runs, and its NumPy baseline is a real dropout."""
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -8,16 +9,22 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import cdropout
 from cdropout.bench import NumpyFastDropout, fmt_size, parse_size
 
+# The CLI runs in a child process on the very cdropout this test session imported (installed or
+# built in place), from a directory outside the source tree.
+_ENV = {**os.environ, "PYTHONPATH": str(Path(cdropout.__file__).resolve().parent.parent)}
 
+
+def _cli(args: list[str], cwd: Path, timeout: float) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "cdropout.bench", *args], cwd=cwd, env=_ENV,
+                          capture_output=True, text=True, timeout=timeout)
 
 @pytest.mark.parametrize("extra", [[], ["--markdown"]], ids=["text", "markdown"])
 def test_cli_quick_on_tiny_sizes(extra: list[str], tmp_path: Path) -> None:
-    cmd = [sys.executable, "-m", "cdropout.bench", "--sizes", "1Ki,4Ki", "--repeat", "1",
-           "--min-time", "0.0005", "--max-time", "0.005", *extra]
-    # cwd is not the source tree, so the installed (built) cdropout is the one that runs.
-    proc = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    proc = _cli(["--sizes", "1Ki,4Ki", "--repeat", "1", "--min-time", "0.0005", "--max-time", "0.005",
+                 *extra], tmp_path, 300)
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout
     for label in ("floor: scale_inplace", "cdropout forward, in place", "cdropout forward + bit mask",
@@ -31,8 +38,7 @@ def test_cli_quick_on_tiny_sizes(extra: list[str], tmp_path: Path) -> None:
 
 
 def test_cli_rejects_bad_size(tmp_path: Path) -> None:
-    proc = subprocess.run([sys.executable, "-m", "cdropout.bench", "--sizes", "12XB"],
-                          cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    proc = _cli(["--sizes", "12XB"], tmp_path, 60)
     assert proc.returncode == 2
     assert "bad size" in proc.stderr
 
