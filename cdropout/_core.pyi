@@ -4,6 +4,9 @@ import numpy as np
 
 MAX_DIMS: int
 
+def operand(x: object, name: str) -> Tuple[np.ndarray, int]: ...
+def check_out(out: Optional[np.ndarray], like: np.ndarray, name: str = ...) -> Optional[np.ndarray]: ...
+
 def run(
     dtype: int,
     x: Optional[np.ndarray],
