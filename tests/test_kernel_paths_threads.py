@@ -239,3 +239,45 @@ def test_threads_default_equals_explicit(threads):
     a = cd.dropout(x, 0.5, seed=3, offset=1)
     b = cd.dropout(x, 0.5, seed=3, offset=1, num_threads=threads)
     assert_same_bits(b, a)
+
+
+def test_concurrent_python_threads():
+    """Dropouts running at once in several Python threads (the GIL is released in the kernels)
+    each give exactly their own reference result."""
+    import threading
+
+    n = 60_001
+    jobs = [(seed, stream, offset, p, dtype, nt)
+            for seed, stream, offset, p, dtype, nt in zip(
+                range(1, 13), [0, 5, 2**63] * 4, [0, 3, 2**40 + 1, 7] * 3,
+                [0.1, 1.0 / 3.0, 0.5, 0.9] * 3, list(FLOAT_DTYPES) * 4, [1, 2, 3, 7] * 3)]
+    data = {dt: random_data((n,), dt, 9) for dt in FLOAT_DTYPES}
+    results = [None] * len(jobs)
+    errors = []
+
+    def work(k):
+        try:
+            seed, stream, offset, p, dtype, nt = jobs[k]
+            out = []
+            for _ in range(5):
+                y, bits = cd.dropout(data[dtype], p, seed=seed, stream=stream, offset=offset,
+                                     return_mask="bits", num_threads=nt)
+                g = cd.dropout_backward(data[dtype], bits, num_threads=nt)
+                out.append((y, np.asarray(bits.data).copy(), g))
+            results[k] = out
+        except Exception as e:  # pragma: no cover - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(len(jobs))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    for (seed, stream, offset, p, dtype, nt), out in zip(jobs, results):
+        keep = reference.keep_flat(n, p, seed, stream, offset)
+        want = reference.apply_mask(data[dtype], keep, p)
+        for y, bits, g in out:
+            assert_same_bits(y, want)
+            np.testing.assert_array_equal(bits, reference.packbits(keep))
+            assert_same_bits(g, want, "backward")
