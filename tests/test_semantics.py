@@ -113,20 +113,28 @@ def test_kept_values_are_x_times_dtype_rounded_scale(p, dtype):
     assert_same_bits(y[mask], numpy_product[mask], "kept values")
 
 
-def test_float16_all_values():
-    """Every float16 bit pattern (finite, subnormal, inf) times s, rounded once, as NumPy does."""
-    x = np.arange(2**16, dtype=np.uint32).astype(np.uint16).view(np.float16)
-    x = x[~np.isnan(x)]
-    for p in [0.1, 1.0 / 3.0, 0.9]:
-        y = cd.dropout(x, p, seed=3)
-        keep = reference.keep_flat(len(x), p, 3, 0, 0)
-        with np.errstate(over="ignore"):
-            numpy_product = x * np.float16(1.0 / (1.0 - p))
-            once = (x.astype(np.float32) * np.float32(np.float16(1.0 / (1.0 - p)))).astype(
-                np.float16)
-        assert_same_bits(once, numpy_product, "float32-then-round (spec) vs NumPy")
-        assert_same_bits(y[keep], numpy_product[keep], "float16 kept values")
-        assert np.all(reference.bits_of(y[~keep]) == 0)
+@pytest.mark.parametrize("p", [0.1, 0.2, 1.0 / 3.0, 0.5, 0.9, 0.99, 1.5 * 2.0**-32])
+def test_float16_all_values(p):
+    """Every non-NaN float16 bit pattern (subnormals, the overflow boundary 65520 = 43680 * 1.5,
+    halfway cases, inf) is placed at a kept position: kept values are x * s rounded once, as
+    NumPy computes x * np.float16(s)."""
+    vals = np.arange(2**16, dtype=np.uint32).astype(np.uint16).view(np.float16)
+    vals = vals[~np.isnan(vals)]
+    seed = 3
+    n = int(len(vals) / (1.0 - p) * 1.05) + 4096 if p < 0.999 else 0
+    keep = reference.keep_flat(n, p, seed, 0, 0)
+    pos = np.flatnonzero(keep)[:len(vals)]
+    assert len(pos) == len(vals)
+    x = np.zeros(n, np.float16)
+    x[pos] = vals
+    y = cd.dropout(x, p, seed=seed)
+    s16 = np.float16(1.0 / (1.0 - p))
+    with np.errstate(over="ignore"):
+        numpy_product = vals * s16
+        once = (vals.astype(np.float32) * np.float32(s16)).astype(np.float16)
+    assert_same_bits(once, numpy_product, "float32-then-round (spec) vs NumPy")
+    assert_same_bits(y[pos], numpy_product, "float16 kept values")
+    assert np.all(reference.bits_of(y[~keep]) == 0)
 
 
 def test_float16_scale_is_rounded_to_float16():
