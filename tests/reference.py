@@ -156,7 +156,7 @@ def keep_flat(n, p, seed, stream=0, offset=0):
 
 
 def tie_stats(n, p, seed, stream=0, offset=0):
-    """(number of ties u == Thi, how many of them are kept) in the sample; (0, 0) if T has no ties."""
+    """(number of ties u == Thi, how many are kept) in the sample; (0, 0) if T has no ties."""
     _, ties, tie_keep = _keep_and_ties(n, p, seed, stream, offset)
     return len(ties), int(np.count_nonzero(tie_keep))
 

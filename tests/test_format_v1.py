@@ -317,7 +317,7 @@ def test_out_strided_separate(view, dtype):
     base, out = make_view(view, dtype, seed=14)
     base_before = base.copy()
     x = np.ascontiguousarray(random_data(out.shape, dtype, 15)[..., ::-1])[..., ::-1]
-    y = check_dropout(cd, x, 0.5, 61, 0, 0, out=out)
+    check_dropout(cd, x, 0.5, 61, 0, 0, out=out)
     assert_same_bits(out, reference.dropout(x, 0.5, 61), "out")
     outside = outside_view(view, base)
     assert_same_bits(base[outside], base_before[outside], "elements outside out")

@@ -96,8 +96,8 @@ def test_env_var_forces_the_path_at_import(name):
         f"x = np.ones({n}, np.float32)\n"
         f"y, m = cd.dropout(x, {p!r}, seed={seed}, stream={stream}, offset={offset}, "
         "return_mask='bits')\n"
-        "print(json.dumps({'isa': cd.simd_info()['isa'], 'bits': np.asarray(m.data).tobytes().hex(),"
-        " 'y': y.tobytes().hex()}))\n")
+        "print(json.dumps({'isa': cd.simd_info()['isa'],"
+        " 'bits': np.asarray(m.data).tobytes().hex(), 'y': y.tobytes().hex()}))\n")
     env = dict(os.environ, CDROPOUT_ISA=name, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
     res = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True,
                          timeout=120)
@@ -275,7 +275,7 @@ def test_concurrent_python_threads():
     for t in threads:
         t.join()
     assert not errors, errors
-    for (seed, stream, offset, p, dtype, nt), out in zip(jobs, results):
+    for (seed, stream, offset, p, dtype, _), out in zip(jobs, results):
         keep = reference.keep_flat(n, p, seed, stream, offset)
         want = reference.apply_mask(data[dtype], keep, p)
         for y, bits, g in out:

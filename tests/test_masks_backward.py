@@ -165,7 +165,8 @@ def test_backward_each_mask_form(form, case, dtype):
     _check_backward(grad, mask, keep, p, **kwargs)
 
 
-@pytest.mark.parametrize("fwd_dtype,grad_dtype", [(np.float32, np.float64), (np.float64, np.float16),
+@pytest.mark.parametrize("fwd_dtype,grad_dtype", [(np.float32, np.float64),
+                                                  (np.float64, np.float16),
                                                   (np.float16, np.float32)])
 @pytest.mark.parametrize("form", ["bool", "bits", "key"])
 def test_backward_grad_dtype_differs_from_forward(form, fwd_dtype, grad_dtype):

@@ -59,14 +59,14 @@ def test_cdropout_philox_kat(rounds, ctr, key, expected):
 
 def test_cdropout_philox_default_is_ten_rounds():
     cd = _cd()
-    for rounds, ctr, key, expected in _batch(10):
+    for _, ctr, key, expected in _batch(10):
         out = cd.philox4x32(np.array(ctr, np.uint32), np.array(key, np.uint32))
         assert [int(w) for w in np.asarray(out)] == list(expected)
 
 
 @pytest.mark.parametrize("rounds", ROUNDS)
 def test_cdropout_philox_batched_3x4(rounds):
-    """Counters of shape (3, 4): each row is one KAT counter, all with the same key."""
+    """Counters of shape (3, 4), one KAT counter a row, under each KAT key in turn."""
     cd = _cd()
     for _, _, key, _ in _batch(rounds):
         ctrs = np.array([v[1] for v in _batch(rounds)], np.uint32)
@@ -74,7 +74,7 @@ def test_cdropout_philox_batched_3x4(rounds):
         assert out.dtype == np.uint32 and out.shape == (3, 4)
         np.testing.assert_array_equal(out, reference.philox4x32(ctrs, key, rounds))
         # the row whose key matches the vector gives the published answer
-        for i, (_, c, k, e) in enumerate(_batch(rounds)):
+        for i, (_, _, k, e) in enumerate(_batch(rounds)):
             if k == key:
                 assert [int(w) for w in out[i]] == list(e)
 
@@ -89,7 +89,7 @@ def test_cdropout_philox_batched_2x3x4(rounds):
         out = np.asarray(cd.philox4x32(ctrs, np.array(key, np.uint32), rounds=rounds))
         assert out.dtype == np.uint32 and out.shape == (2, 3, 4)
         np.testing.assert_array_equal(out, reference.philox4x32(ctrs, key, rounds))
-        for i, (_, c, k, e) in enumerate(vecs):
+        for i, (_, _, k, e) in enumerate(vecs):
             if k == key:
                 assert [int(w) for w in out[0, i]] == list(e)
                 assert [int(w) for w in out[1, len(vecs) - 1 - i]] == list(e)

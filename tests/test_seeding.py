@@ -222,7 +222,7 @@ def test_module_seed_equals_a_fresh_generator():
     x = _x()
     cd.seed(555)
     g = cd.Generator(555)
-    for k in range(3):
+    for _ in range(3):
         assert_same_bits(cd.dropout(x, P), g.dropout(x, P))
     cd.seed(555)
     assert_same_bits(cd.dropout(x, P, seed=None), reference.dropout(x, P, 555, 0, 0))

@@ -138,7 +138,7 @@ def test_float16_all_values(p):
 
 
 def test_float16_scale_is_rounded_to_float16():
-    """s itself is rounded to float16 before the multiply: 1/(1-0.3) = 1.4285714... -> 1.4287109375."""
+    """s itself is rounded to float16 first: 1/(1-0.3) = 1.4285714... -> 1.4287109375."""
     p = 0.3
     s16 = np.float16(1.0 / (1.0 - p))
     assert float(s16) != 1.0 / (1.0 - p)
