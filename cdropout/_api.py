@@ -209,7 +209,7 @@ def dropout(
         if return_mask in ("bool", "bits"):
             bits = np.zeros(packed_size(n), np.uint8)
         _core.run(_DTYPE_CODES[x.dtype], x, y, s, (seed_, stream_, threshold(p)), offset, None, bits,
-                  nthreads, _config.isa)
+                  nthreads, _config.min_per_thread, _config.isa)
     else:
         bits = generate_bits(seed_, stream_, offset, p, mshape, nthreads)
         _select(x, unpack(bits, mshape), s, y)
@@ -304,12 +304,13 @@ def dropout_backward(
         _select(grad, keep, s, y)
     elif isinstance(mask, MaskKey):
         _core.run(code, grad, y, s, (mask.seed, mask.stream, threshold(p_)), mask.offset, None, None,
-                  nthreads, _config.isa)
+                  nthreads, _config.min_per_thread, _config.isa)
     else:
         bits = mask.data if isinstance(mask, BitMask) else np.packbits(mask, axis=None, bitorder="little")
         if bits.dtype != np.uint8 or bits.ndim != 1 or bits.size != packed_size(grad.size):
             raise ValueError(f"mask data must be {packed_size(grad.size)} uint8 bytes for shape {grad.shape}")
-        _core.run(code, grad, y, s, None, 0, np.ascontiguousarray(bits), None, nthreads, _config.isa)
+        _core.run(code, grad, y, s, None, 0, np.ascontiguousarray(bits), None, nthreads,
+                  _config.min_per_thread, _config.isa)
     return y
 
 
@@ -363,4 +364,5 @@ def scale_inplace(x: np.ndarray, s: float, *, num_threads: Optional[int] = None)
         raise TypeError("x must be a C-contiguous float16/32/64 ndarray")
     if not x.flags.writeable:
         raise ValueError("x is read-only")
-    _core.scale_inplace(_DTYPE_CODES[x.dtype], x, float(s), _check_threads(num_threads), _config.isa)
+    _core.scale_inplace(_DTYPE_CODES[x.dtype], x, float(s), _check_threads(num_threads),
+                        _config.min_per_thread, _config.isa)

@@ -23,10 +23,14 @@ cdef extern from "cdropout.h" nogil:
         uint64_t offset
         const uint8_t *bits_in
         uint8_t *bits_out
+    ctypedef struct cd_exec:
+        int nthreads
+        int64_t min_per_thread
+        int isa
     int CD_MAX_DIMS
     cd_key cd_make_key(uint64_t seed, uint64_t stream, uint64_t T)
-    int cd_run(const cd_op *op, int nthreads, int isa)
-    void cd_scale(int dtype, void *y, int64_t n, double s, int nthreads, int isa)
+    int cd_run(const cd_op *op, const cd_exec *ex)
+    void cd_scale(int dtype, void *y, int64_t n, double s, const cd_exec *ex)
     int cd_best_isa()
     const char *cd_isa_name(int isa)
     int cd_have_openmp()
@@ -41,7 +45,8 @@ MAX_DIMS = CD_MAX_DIMS
 
 
 def run(int dtype, cnp.ndarray x, cnp.ndarray y, double scale, key, uint64_t offset,
-        cnp.ndarray bits_in, cnp.ndarray bits_out, int nthreads, int isa, shape=None):
+        cnp.ndarray bits_in, cnp.ndarray bits_out, int nthreads, int64_t min_per_thread, int isa,
+        shape=None):
     """One elementwise pass (see cd_op in src_c/cdropout.h).
 
     x, y: arrays of one shape, or x and y None with `shape` given (bits only). key: None (mask
@@ -49,6 +54,7 @@ def run(int dtype, cnp.ndarray x, cnp.ndarray y, double scale, key, uint64_t off
     """
     cdef cd_op op
     cdef cd_key k
+    cdef cd_exec ex = cd_exec(nthreads, min_per_thread, isa)
     cdef int64_t dims[64]
     cdef int64_t xs[64]
     cdef int64_t ys[64]
@@ -82,15 +88,16 @@ def run(int dtype, cnp.ndarray x, cnp.ndarray y, double scale, key, uint64_t off
         k = cd_make_key(key[0], key[1], key[2])
         op.key = &k
     with nogil:
-        cd_run(&op, nthreads, isa)
+        cd_run(&op, &ex)
 
 
-def scale_inplace(int dtype, cnp.ndarray y, double s, int nthreads, int isa):
+def scale_inplace(int dtype, cnp.ndarray y, double s, int nthreads, int64_t min_per_thread, int isa):
     """y *= s over a C-contiguous array (the benchmark's memory floor)."""
     cdef void *p = cnp.PyArray_DATA(y)
     cdef int64_t n = cnp.PyArray_SIZE(y)
+    cdef cd_exec ex = cd_exec(nthreads, min_per_thread, isa)
     with nogil:
-        cd_scale(dtype, p, n, s, nthreads, isa)
+        cd_scale(dtype, p, n, s, &ex)
 
 
 def philox(cnp.ndarray counter, cnp.ndarray out, uint32_t k0, uint32_t k1, int rounds):
