@@ -23,7 +23,7 @@ SIZES = list(ODD_SIZES) + [100_003]
 
 
 @pytest.fixture(params=AVAILABLE)
-def isa(request):
+def isa(request, small_chunks):
     with cd._config.forced_isa(request.param):
         yield request.param
 
@@ -235,14 +235,14 @@ def test_paths_threads_end_of_index_range(isa, threads):
 
 
 @pytest.mark.parametrize("threads", THREAD_COUNTS)
-def test_threads_default_equals_explicit(threads):
+def test_threads_default_equals_explicit(threads, small_chunks):
     x = random_data((50_001,), np.float32, 7)
     a = cd.dropout(x, 0.5, seed=3, offset=1)
     b = cd.dropout(x, 0.5, seed=3, offset=1, num_threads=threads)
     assert_same_bits(b, a)
 
 
-def test_concurrent_python_threads():
+def test_concurrent_python_threads(small_chunks):
     """Dropouts running at once in several Python threads (the GIL is released in the kernels)
     each give exactly their own reference result."""
     import threading

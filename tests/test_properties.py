@@ -37,6 +37,11 @@ def strided_arrays(draw):
        form=st.sampled_from([None, "bool", "bits", "key"]),
        threads=st.sampled_from((None,) + THREAD_COUNTS), in_place=st.booleans())
 def test_random_arguments_bitwise(x, seed, stream, offset, p, form, threads, in_place):
+    with cd._config.forced_min_per_thread(1):
+        _check_random_arguments(x, seed, stream, offset, p, form, threads, in_place)
+
+
+def _check_random_arguments(x, seed, stream, offset, p, form, threads, in_place):
     offset = min(offset, 2**64 - x.size)
     x0 = x.copy()
     keep = reference.keep_mask(x.shape, p, seed, stream, offset)
