@@ -1,7 +1,25 @@
 """Helpers shared by the test modules (import as `helpers`; conftest puts tests/ on sys.path)."""
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
 import numpy as np
 
+import cdropout
 import reference
+
+
+def run_python(args, env=None, timeout=120):
+    """Run `python *args` in a child on the very cdropout this session imported (installed or
+    built in place), from a directory outside the source tree, so the source checkout's unbuilt
+    package can't shadow it. Returns the CompletedProcess (text, output captured)."""
+    package_parent = str(Path(cdropout.__file__).resolve().parent.parent)
+    child_env = {**os.environ, **(env or {}), "PYTHONPATH": package_parent}
+    with tempfile.TemporaryDirectory() as cwd:
+        return subprocess.run([sys.executable, *args], cwd=cwd, env=child_env,
+                              capture_output=True, text=True, timeout=timeout)
 
 FLOAT_DTYPES = (np.float16, np.float32, np.float64)
 ODD_SIZES = (0, 1, 7, 127, 129, 4097)

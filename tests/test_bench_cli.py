@@ -1,30 +1,22 @@
 """The benchmark CLI (python -m cdropout.bench) runs, and its NumPy baseline is a real dropout."""
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-import cdropout
+import helpers
 from cdropout.bench import NumpyFastDropout, fmt_size, parse_size
 
-# The CLI runs in a child process on the very cdropout this test session imported (installed or
-# built in place), from a directory outside the source tree.
-_ENV = {**os.environ, "PYTHONPATH": str(Path(cdropout.__file__).resolve().parent.parent)}
+def _cli(args: list[str], timeout: float) -> subprocess.CompletedProcess:
+    return helpers.run_python(["-m", "cdropout.bench", *args], timeout=timeout)
 
-
-def _cli(args: list[str], cwd: Path, timeout: float) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "cdropout.bench", *args], cwd=cwd, env=_ENV,
-                          capture_output=True, text=True, timeout=timeout)
 
 @pytest.mark.parametrize("extra", [[], ["--markdown"]], ids=["text", "markdown"])
-def test_cli_quick_on_tiny_sizes(extra: list[str], tmp_path: Path) -> None:
+def test_cli_quick_on_tiny_sizes(extra: list[str]) -> None:
     proc = _cli(["--sizes", "1Ki,4Ki", "--repeat", "1", "--min-time", "0.0005", "--max-time", "0.005",
-                 *extra], tmp_path, 300)
+                 *extra], 300)
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout
     for label in ("floor: scale_inplace", "cdropout forward, in place", "cdropout forward + bit mask",
@@ -37,8 +29,8 @@ def test_cli_quick_on_tiny_sizes(extra: list[str], tmp_path: Path) -> None:
     assert ("PASS" in out) or ("MISS" in out)  # the 1 Ki call-cost target is measured
 
 
-def test_cli_rejects_bad_size(tmp_path: Path) -> None:
-    proc = _cli(["--sizes", "12XB"], tmp_path, 60)
+def test_cli_rejects_bad_size() -> None:
+    proc = _cli(["--sizes", "12XB"], 60)
     assert proc.returncode == 2
     assert "bad size" in proc.stderr
 

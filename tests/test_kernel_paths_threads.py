@@ -6,14 +6,13 @@ Forward (all dtypes), every mask form, backward; odd sizes, a few large ones, un
 import json
 import os
 import platform
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 
 import cdropout as cd
 import reference
+import helpers
 from helpers import (FLOAT_DTYPES, ODD_SIZES, THREAD_COUNTS, assert_same_bits, assert_same_mask,
                      random_data, tie_probes)
 
@@ -98,9 +97,7 @@ def test_env_var_forces_the_path_at_import(name):
         "return_mask='bits')\n"
         "print(json.dumps({'isa': cd.simd_info()['isa'],"
         " 'bits': np.asarray(m.data).tobytes().hex(), 'y': y.tobytes().hex()}))\n")
-    env = dict(os.environ, CDROPOUT_ISA=name, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
-    res = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True,
-                         timeout=120)
+    res = helpers.run_python(["-c", script], env={"CDROPOUT_ISA": name})
     assert res.returncode == 0, res.stderr
     got = json.loads(res.stdout.strip().splitlines()[-1])
     assert got["isa"] == name
