@@ -11,6 +11,7 @@ import sys
 import tempfile
 import textwrap
 import warnings
+from pathlib import Path
 
 import numpy as np
 from Cython.Build import cythonize
@@ -92,6 +93,8 @@ class BuildExt(build_ext):
 ext = Extension(
     "cdropout._core",
     sources=["cdropout/_core.pyx", *CORE_SOURCES],
+    # Rebuild when any C file changes, including the kernel files compiled on the side.
+    depends=sorted(str(p) for p in Path(SRC).glob("*.[ch]")),
     include_dirs=[SRC, np.get_include()],
     define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
 )

@@ -8,6 +8,20 @@ from ._api import dropout, dropout_backward, philox4x32
 from ._config import simd_info
 from ._masks import BitMask, MaskKey
 from ._seeding import Generator, default_generator, seed
+from .layers import Dropout
+from .variants import (
+    alpha_dropout,
+    alpha_dropout_backward,
+    drop_path,
+    dropout1d,
+    dropout2d,
+    dropout3d,
+    feature_alpha_dropout,
+    gaussian_dropout,
+    gaussian_dropout_backward,
+    gaussian_noise,
+    variational_dropout,
+)
 
 __version__ = "0.1.0"
 
@@ -21,4 +35,16 @@ __all__ = [
     "philox4x32",
     "seed",
     "simd_info",
+    "Dropout",
+    "alpha_dropout",
+    "alpha_dropout_backward",
+    "drop_path",
+    "dropout1d",
+    "dropout2d",
+    "dropout3d",
+    "feature_alpha_dropout",
+    "gaussian_dropout",
+    "gaussian_dropout_backward",
+    "gaussian_noise",
+    "variational_dropout",
 ]

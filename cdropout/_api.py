@@ -13,7 +13,6 @@ from . import _config, _core
 from ._masks import BitMask, MaskKey, generate_bits, packed_size, threshold, unpack
 from ._seeding import U64, SeedLike, check_u64, resolve, validate
 
-_DTYPE_CODES = {np.dtype(np.float16): 0, np.dtype(np.float32): 1, np.dtype(np.float64): 2}
 _MASK_FORMS = (None, "bool", "bits", "key")
 _MAX_THREADS = max(64, 4 * (os.cpu_count() or 1))
 
@@ -21,21 +20,8 @@ Mask = Union[np.ndarray, BitMask, MaskKey]
 
 
 def _as_float_array(x: Any, name: str) -> np.ndarray:
-    if type(x) is np.ndarray and x.dtype in _DTYPE_CODES and x.dtype.isnative and x.flags.aligned:
-        return x  # the common case, fast
-    if isinstance(x, np.ma.MaskedArray):
-        raise TypeError(f"{name} must not be a masked array (its mask would be ignored)")
-    try:
-        a = np.asarray(x)
-    except Exception as exc:  # ragged lists and the like
-        raise TypeError(f"{name} must be array_like of floats: {exc}") from None
-    if a.dtype not in _DTYPE_CODES:
-        raise TypeError(f"{name} must have dtype float16, float32 or float64, not {a.dtype}")
-    if not a.dtype.isnative:
-        raise TypeError(f"{name} must be in native byte order, not {a.dtype.str}")
-    if not a.flags.aligned:
-        a = a.copy()
-    return a
+    """x as an aligned, native float16/32/64 ndarray; a TypeError naming `name` otherwise."""
+    return _core.operand(x, name)[0]
 
 
 def _check_p(p: Any) -> float:
@@ -61,20 +47,7 @@ def _check_threads(num_threads: Any) -> int:
     return min(int(num_threads), _MAX_THREADS)
 
 
-def _check_out(out: Any, like: np.ndarray) -> Optional[np.ndarray]:
-    if out is None:
-        return None
-    if not isinstance(out, np.ndarray):
-        raise TypeError(f"out must be a numpy.ndarray, not {type(out).__name__}")
-    if out is not like and (out.shape != like.shape or out.dtype != like.dtype):
-        raise ValueError(
-            f"out must have shape {like.shape} and dtype {like.dtype}, got {out.shape} and {out.dtype}"
-        )
-    if not out.flags.writeable:
-        raise ValueError("out is read-only")
-    if not out.flags.aligned:
-        raise ValueError("out is not aligned for its dtype")
-    return out
+_check_out = _core.check_out
 
 
 def _mask_shape(noise_shape: Any, shape: Tuple[int, ...], name: str = "noise_shape") -> Tuple[int, ...]:
@@ -90,7 +63,6 @@ def _mask_shape(noise_shape: Any, shape: Tuple[int, ...], name: str = "noise_sha
     return ns
 
 
-@functools.lru_cache(maxsize=256)
 def _scale(p: float, dtype: np.dtype, scale: bool) -> float:
     """s = 1/(1-p) rounded to the dtype (an exact double), or 1 without rescaling."""
     if not scale or p >= 1.0:
@@ -101,6 +73,15 @@ def _scale(p: float, dtype: np.dtype, scale: bool) -> float:
     if dtype == np.float16 and s >= 65520.0:  # rounds to inf in float16
         return math.inf
     return float(dtype.type(s))
+
+
+_DTYPES = (np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64))
+
+
+@functools.lru_cache(maxsize=256)
+def _constants(p: float, code: int, scale: bool) -> Tuple[float, int]:
+    """(s, T) of a call: the scale in the dtype of `code` and the keep threshold."""
+    return _scale(p, _DTYPES[code], scale), threshold(p)
 
 
 def _writable_target(x: np.ndarray, out: Optional[np.ndarray]) -> Tuple[np.ndarray, np.ndarray]:
@@ -193,7 +174,7 @@ def dropout(
     >>> y is x
     True
     """
-    x = _as_float_array(x, "x")
+    x, code = _core.operand(x, "x")
     p = _check_p(p)
     if return_mask not in _MASK_FORMS:
         raise ValueError(f"return_mask must be one of {_MASK_FORMS}, got {return_mask!r}")
@@ -201,7 +182,7 @@ def dropout(
     out = _check_out(out, x)
     mshape = _mask_shape(noise_shape, x.shape)
     offset = check_u64(offset, "offset")
-    n = math.prod(mshape)
+    n = x.size if noise_shape is None else math.prod(mshape)
     if offset + n > U64:
         raise ValueError(f"offset + mask size must be at most 2**64, got {offset} + {n}")
     if not training:
@@ -209,13 +190,13 @@ def dropout(
         return _eval(x, p, out, return_mask, offset, mshape, scale)
     seed_, stream_ = resolve(seed, stream)
     x, y = _writable_target(x, out)
-    s = _scale(p, x.dtype, scale)
+    s, T = _constants(p, code, scale)
     bits = None
     if mshape == x.shape:
         if return_mask in ("bool", "bits"):
             bits = np.zeros(packed_size(n), np.uint8)
-        _core.run(_DTYPE_CODES[x.dtype], x, y, s, (seed_, stream_, threshold(p)), offset, None, bits,
-                  nthreads, _config.isa)
+        _core.run(code, x, y, s, (seed_, stream_, T), offset, None, bits, nthreads,
+                  _config.min_per_thread, _config.isa)
     else:
         bits = generate_bits(seed_, stream_, offset, p, mshape, nthreads)
         _select(x, unpack(bits, mshape), s, y)
@@ -289,7 +270,7 @@ def dropout_backward(
     >>> np.array_equal(g, cdropout.dropout(np.ones_like(x), 0.3, seed=5))
     True
     """
-    grad = _as_float_array(grad, "grad")
+    grad, code = _core.operand(grad, "grad")
     nthreads = _check_threads(num_threads)
     out = _check_out(out, grad)
     if isinstance(mask, (MaskKey, BitMask)):
@@ -304,19 +285,19 @@ def dropout_backward(
             raise TypeError(f"mask must be a bool array, a BitMask or a MaskKey, not {mask.dtype}")
         p_, scale, mshape = _check_p(p), True, _mask_shape(mask.shape, grad.shape, "mask shape")
     grad, y = _writable_target(grad, out)
-    s = _scale(p_, grad.dtype, scale)
-    code = _DTYPE_CODES[grad.dtype]
+    s, T = _constants(p_, code, scale)
     if mshape != grad.shape:
         keep = mask.to_bool() if isinstance(mask, (MaskKey, BitMask)) else mask
         _select(grad, keep, s, y)
     elif isinstance(mask, MaskKey):
-        _core.run(code, grad, y, s, (mask.seed, mask.stream, threshold(p_)), mask.offset, None, None,
-                  nthreads, _config.isa)
+        _core.run(code, grad, y, s, (mask.seed, mask.stream, T), mask.offset, None, None,
+                  nthreads, _config.min_per_thread, _config.isa)
     else:
         bits = mask.data if isinstance(mask, BitMask) else np.packbits(mask, axis=None, bitorder="little")
         if bits.dtype != np.uint8 or bits.ndim != 1 or bits.size != packed_size(grad.size):
             raise ValueError(f"mask data must be {packed_size(grad.size)} uint8 bytes for shape {grad.shape}")
-        _core.run(code, grad, y, s, None, 0, np.ascontiguousarray(bits), None, nthreads, _config.isa)
+        _core.run(code, grad, y, s, None, 0, np.ascontiguousarray(bits), None, nthreads,
+                  _config.min_per_thread, _config.isa)
     return y
 
 
@@ -366,8 +347,8 @@ def philox4x32(counter: Any, key: Sequence[int], rounds: int = 10) -> np.ndarray
 
 def scale_inplace(x: np.ndarray, s: float, *, num_threads: Optional[int] = None) -> None:
     """x *= s in place with the extension's threads and kernel path: the benchmark's floor."""
-    if not isinstance(x, np.ndarray) or x.dtype not in _DTYPE_CODES or not x.flags.c_contiguous:
+    x = _check_out(x, x, "x")
+    if x is None or not x.flags.c_contiguous:
         raise TypeError("x must be a C-contiguous float16/32/64 ndarray")
-    if not x.flags.writeable:
-        raise ValueError("x is read-only")
-    _core.scale_inplace(_DTYPE_CODES[x.dtype], x, float(s), _check_threads(num_threads), _config.isa)
+    _core.scale_inplace(_core.operand(x, "x")[1], x, float(s), _check_threads(num_threads),
+                        _config.min_per_thread, _config.isa)

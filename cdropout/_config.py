@@ -29,6 +29,10 @@ def _isa_from_env() -> int:
 #: The kernel path every call uses (read per call; lowered by CDROPOUT_ISA at import).
 isa: int = _isa_from_env()
 
+#: Fewest elements a thread is given: smaller arrays run on the calling thread without waking
+#: the OpenMP pool (measured: see BENCHMARKS.md). Read per call.
+min_per_thread: int = 1 << 16
+
 
 def simd_info() -> dict[str, Any]:
     """Describe the kernel path in use and what this machine supports.
@@ -67,3 +71,14 @@ def forced_isa(name: str) -> Iterator[None]:
         yield
     finally:
         isa = saved
+
+
+@contextlib.contextmanager
+def forced_min_per_thread(n: int) -> Iterator[None]:
+    """Let threads take chunks as small as `n` elements (for tests of the thread split)."""
+    global min_per_thread
+    saved, min_per_thread = min_per_thread, int(n)
+    try:
+        yield
+    finally:
+        min_per_thread = saved

@@ -89,9 +89,10 @@ class Generator:
         """Take the next stream number (thread-safe); every call gets a different one."""
         with self._lock:
             stream = self._next_stream
-            if stream >= U64:
-                raise ValueError("this Generator has used all 2**64 streams")
             self._next_stream = stream + 1
+        if stream >= U64:
+            self._next_stream = U64
+            raise ValueError("this Generator has used all 2**64 streams")
         return stream
 
     def spawn(self, n: int) -> list["Generator"]:
@@ -213,11 +214,13 @@ def validate(seed: SeedLike, stream: Optional[int]) -> None:
 
 def resolve(seed: SeedLike, stream: Optional[int]) -> tuple[int, int]:
     """(seed, stream) of one call; a Generator (or None: the default one) gives its next stream."""
+    if type(seed) is int and stream is None and 0 <= seed < U64:  # the common cases first
+        return seed, 0
     if seed is None or isinstance(seed, Generator):
         if stream is not None:
             raise ValueError("stream= needs an explicit int or SeedSequence seed, not a Generator")
         gen = _default if seed is None else seed
-        return gen.seed, gen.reserve_stream()
+        return gen._seed, gen.reserve_stream()
     value = seed_from_seedsequence(seed) if isinstance(seed, np.random.SeedSequence) else check_u64(seed, "seed")
     return value, 0 if stream is None else check_u64(stream, "stream")
 

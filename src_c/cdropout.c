@@ -258,17 +258,17 @@ static void make_plan(plan *pl, const cd_op *op, int isa)
 
 typedef void (*chunk_fn)(const void *ctx, int64_t i0, int64_t i1);
 
-/* Split [0, n) over the threads in chunks aligned to CD_TILE (so no two threads share a byte of
- * a packed mask) and call fn once per thread. With the default thread count, arrays below
- * CD_PARALLEL_MIN per thread stay on the calling thread; an explicit count is used as given
- * (up to one thread per tile). */
-static void parallel_for(int64_t n, int nthreads, chunk_fn fn, const void *ctx)
+/* Split [0, n) over at most ex->nthreads threads, each with at least ex->min_per_thread
+ * elements, in chunks aligned to CD_TILE (so no two threads share a byte of a packed mask), and
+ * call fn once per chunk. An array too small for two chunks runs on the calling thread without
+ * waking the OpenMP pool. */
+static void parallel_for(int64_t n, const cd_exec *ex, chunk_fn fn, const void *ctx)
 {
     const int64_t tiles = (n + CD_TILE - 1) / CD_TILE;
-    int64_t nt = nthreads > 0 ? nthreads : cd_default_threads();
-    int64_t most = nthreads > 0 ? tiles : (n + CD_PARALLEL_MIN - 1) / CD_PARALLEL_MIN;
-    if (nt > most)
-        nt = most;
+    const int64_t min = ex->min_per_thread > CD_TILE ? ex->min_per_thread : CD_TILE;
+    int64_t nt = ex->nthreads > 0 ? ex->nthreads : cd_default_threads();
+    if (nt > n / min)
+        nt = n / min;
 #ifdef CD_FORK_GUARD
     pthread_once(&atfork_once, register_atfork);
     if (pool_lost)
@@ -301,14 +301,14 @@ static void run_chunk(const void *ctx, int64_t i0, int64_t i1)
     do_range((const plan *)ctx, i0, i1);
 }
 
-int cd_run(const cd_op *op, int nthreads, int isa)
+int cd_run(const cd_op *op, const cd_exec *ex)
 {
     plan pl;
-    make_plan(&pl, op, isa);
+    make_plan(&pl, op, ex->isa);
     int64_t n = 1;
     for (int d = 0; d < pl.ndim; d++)
         n *= pl.shape[d];
-    parallel_for(n, nthreads, run_chunk, &pl);
+    parallel_for(n, ex, run_chunk, &pl);
     return 0;
 }
 
@@ -325,8 +325,8 @@ static void scale_chunk(const void *ctx, int64_t i0, int64_t i1)
     c->fn(c->y + i0 * c->itemsize, i1 - i0, c->s);
 }
 
-void cd_scale(int dtype, void *y, int64_t n, double s, int nthreads, int isa)
+void cd_scale(int dtype, void *y, int64_t n, double s, const cd_exec *ex)
 {
-    scale_ctx c = {kernels_for(isa)->scale[dtype], (char *)y, itemsize_of(dtype), s};
-    parallel_for(n, nthreads, scale_chunk, &c);
+    scale_ctx c = {kernels_for(ex->isa)->scale[dtype], (char *)y, itemsize_of(dtype), s};
+    parallel_for(n, ex, scale_chunk, &c);
 }

@@ -31,21 +31,24 @@ typedef struct {
 /* Build the key of (seed, stream, T), T = round((1 - p) * 2^32) as in docs/stream-format.md. */
 cd_key cd_make_key(uint64_t seed, uint64_t stream, uint64_t T);
 
-/* nthreads <= 0 means the OpenMP default (omp_get_max_threads()). isa is a CD_ISA_* value
- * the machine supports (see cd_best_isa). Returns 0. */
-int cd_run(const cd_op *op, int nthreads, int isa);
+/* How a call runs: at most nthreads threads (<= 0: the OpenMP default, omp_get_max_threads()),
+ * each given at least min_per_thread elements; isa is a CD_ISA_* value the machine supports
+ * (see cd_best_isa). */
+typedef struct {
+    int nthreads;
+    int64_t min_per_thread;
+    int isa;
+} cd_exec;
+
+int cd_run(const cd_op *op, const cd_exec *ex);
 
 /* In-place y *= s over a contiguous array: the memory floor the benchmark compares with. */
-void cd_scale(int dtype, void *y, int64_t n, double s, int nthreads, int isa);
+void cd_scale(int dtype, void *y, int64_t n, double s, const cd_exec *ex);
 
 /* The highest CD_ISA_* this CPU (and this build) supports. */
 int cd_best_isa(void);
 const char *cd_isa_name(int isa);
 int cd_have_openmp(void);
 int cd_default_threads(void);
-
-/* With the default thread count, each thread gets at least this many elements (smaller arrays
- * run on the calling thread without waking the OpenMP pool). */
-#define CD_PARALLEL_MIN ((int64_t)1 << 16)
 
 #endif

@@ -1,7 +1,25 @@
 """Helpers shared by the test modules (import as `helpers`; conftest puts tests/ on sys.path)."""
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
 import numpy as np
 
+import cdropout
 import reference
+
+
+def run_python(args, env=None, timeout=120):
+    """Run `python *args` in a child on the very cdropout this session imported (installed or
+    built in place), from a directory outside the source tree, so the source checkout's unbuilt
+    package can't shadow it. Returns the CompletedProcess (text, output captured)."""
+    package_parent = str(Path(cdropout.__file__).resolve().parent.parent)
+    child_env = {**os.environ, **(env or {}), "PYTHONPATH": package_parent}
+    with tempfile.TemporaryDirectory() as cwd:
+        return subprocess.run([sys.executable, *args], cwd=cwd, env=child_env,
+                              capture_output=True, text=True, timeout=timeout)
 
 FLOAT_DTYPES = (np.float16, np.float32, np.float64)
 ODD_SIZES = (0, 1, 7, 127, 129, 4097)
@@ -53,3 +71,62 @@ def available_isas():
     """Kernel paths this machine + build can run (collected once, for parametrize)."""
     import cdropout
     return list(cdropout.simd_info()["available"])
+
+
+def scalar_philox(ctr, key, rounds):
+    """Philox4x32-R on Python ints, written straight from the round description."""
+    c0, c1, c2, c3 = ctr
+    k0, k1 = key
+    for r in range(rounds):
+        if r > 0:
+            k0 = (k0 + 0x9E3779B9) & 0xFFFFFFFF
+            k1 = (k1 + 0xBB67AE85) & 0xFFFFFFFF
+        p0 = 0xD2511F53 * c0
+        p1 = 0xCD9E8D57 * c2
+        c0, c1, c2, c3 = ((p1 >> 32) ^ c1 ^ k0, p1 & 0xFFFFFFFF, (p0 >> 32) ^ c3 ^ k1,
+                          p0 & 0xFFFFFFFF)
+    return (c0, c1, c2, c3)
+
+
+def scalar_keep(e, p, seed, stream):
+    """keep(e) of format v1 for one element, on Python ints, straight from the spec text."""
+    key = (seed & 0xFFFFFFFF, seed >> 32)
+    b, h = e >> 3, e & 7
+    ctr = (b & 0xFFFFFFFF, b >> 32, stream & 0xFFFFFFFF, stream >> 32)
+    u = (scalar_philox(ctr, key, 10)[h >> 1] >> (16 * (h & 1))) & 0xFFFF
+    sec = (ctr[0], ctr[1] | (1 << 31), ctr[2], ctr[3])
+    v = (scalar_philox(sec, key, 10)[h >> 1] >> (16 * (h & 1))) & 0xFFFF
+    T = int(np.floor((1.0 - p) * 2.0**32 + 0.5))
+    thi, tlo = T >> 16, T & 0xFFFF
+    return T >= 2**32 or (T > 0 and (u < thi or (u == thi and v < tlo)))
+
+
+def check_dropout(cd, x, p, seed, stream=0, offset=0, **kwargs):
+    """Call cd.dropout and compare bitwise with the reference; x must be left untouched."""
+    before = np.array(x, copy=True)
+    y = cd.dropout(x, p, seed=seed, stream=stream, offset=offset, **kwargs)
+    expected = reference.dropout(before, p, seed, stream, offset)
+    assert_same_bits(y, expected)
+    if kwargs.get("out") is not x:
+        assert_same_bits(x, before, "input after the call")
+    return y
+
+
+def tie_probes(n, seed, stream, offset, indices):
+    """p values that put element i exactly on a tie, and what format v1 says about it.
+
+    For element i with primary half u and secondary half v, T = u << 16 | v makes u == Thi and
+    v == Tlo (dropped: v < Tlo is false); T + 1 keeps it; (1 - p) 2^32 = T + 0.5 must round up
+    to T + 1 (kept) and T - 0.5 up to T (dropped). Returns [(i, p, keep_i), ...]."""
+    u, tie_v = reference.draws(n, seed, stream, offset)
+    v = tie_v(np.asarray(indices))
+    probes = []
+    for i, vi in zip(indices, v):
+        t = (int(u[i]) << 16) | int(vi)
+        if t == 0:
+            continue
+        probes += [(i, reference.p_for_threshold(t), False),
+                   (i, reference.p_for_threshold(t + 1), True),
+                   (i, reference.p_for_threshold(t + 0.5), True),
+                   (i, reference.p_for_threshold(t - 0.5), False)]
+    return probes

@@ -73,6 +73,15 @@ def threshold(p):
     return int(math.floor((1.0 - float(p)) * 4294967296.0 + 0.5))
 
 
+def p_for_threshold(t):
+    """The p (a float64) with (1 - p) * 2**32 == t exactly; t may be a half-integer.
+
+    threshold(p_for_threshold(T)) == T, and p_for_threshold(T +- 0.5) probes the rounding."""
+    p = 1.0 - float(t) / 4294967296.0
+    assert (1.0 - p) * 4294967296.0 == t, t
+    return p
+
+
 def _check_u64(name, v):
     v = int(v)
     if not 0 <= v < TWO64:
@@ -147,7 +156,7 @@ def keep_flat(n, p, seed, stream=0, offset=0):
 
 
 def tie_stats(n, p, seed, stream=0, offset=0):
-    """(number of ties u == Thi, how many of them are kept) in the sample; (0, 0) if T has no ties."""
+    """(number of ties u == Thi, how many are kept) in the sample; (0, 0) if T has no ties."""
     _, ties, tie_keep = _keep_and_ties(n, p, seed, stream, offset)
     return len(ties), int(np.count_nonzero(tie_keep))
 
@@ -167,19 +176,20 @@ def scale_factor(dtype, p):
 
 def apply_mask(x, keep, p, scale=True):
     """where(keep, x * s, +0.0), elementwise over x's logical shape; result C-contiguous."""
-    x = np.ascontiguousarray(x)
+    x = np.array(x, order="C")  # (np.ascontiguousarray would turn 0-d into 1-d)
     if x.dtype not in (np.float16, np.float32, np.float64):
         raise TypeError("reference only handles float16/32/64")
     keep = np.broadcast_to(keep, x.shape)
     if not scale:
         kept = x.copy()
-    elif x.dtype == np.float16:
-        # float16: the product in float32 (exact: 11 x 11 significand bits), rounded once.
-        s = np.float32(scale_factor(np.float16, p))
-        kept = (x.astype(np.float32) * s).astype(np.float16)
     else:
         with np.errstate(all="ignore"):
-            kept = x * scale_factor(x.dtype, p)
+            if x.dtype == np.float16:
+                # the product in float32 (exact: 11 x 11 significand bits), rounded once
+                s = np.float32(scale_factor(np.float16, p))
+                kept = (x.astype(np.float32) * s).astype(np.float16)
+            else:
+                kept = x * scale_factor(x.dtype, p)
     return np.where(keep, kept, x.dtype.type(0.0))
 
 
@@ -203,5 +213,5 @@ def seed_from_seedsequence(ss):
 
 def bits_of(a):
     """The raw bits of a float array (C-contiguous copy viewed as unsigned ints)."""
-    a = np.ascontiguousarray(a)
+    a = np.array(a, order="C")
     return a.view({2: np.uint16, 4: np.uint32, 8: np.uint64}[a.dtype.itemsize])

@@ -1,0 +1,208 @@
+"""A dropout layer for hand-written training loops: forward, backward, train/eval, resumable."""
+from __future__ import annotations
+
+from typing import Any, Dict, Optional, Sequence, Tuple, Union, cast
+
+import numpy as np
+
+from ._api import Mask, _check_p, _check_threads, dropout, dropout_backward
+from ._seeding import Generator
+
+__all__ = ["Dropout"]
+
+_FORMS = ("key", "bits", "bool")
+NoiseShape = Optional[Sequence[Optional[int]]]
+
+
+class Dropout:
+    """Inverted dropout as a layer with its own stream of masks.
+
+    Parameters
+    ----------
+    p : float
+        Drop probability in [0, 1].
+    seed : int, numpy.random.SeedSequence, cdropout.Generator or None
+        Where the masks come from. An int or SeedSequence makes a new :class:`cdropout.Generator`,
+        None one seeded from OS entropy; a Generator is used as it is (shared with whoever else
+        holds it). Each stochastic forward takes that generator's next stream.
+    mask : {'key', 'bits', 'bool'}
+        What the forward keeps for the backward: ``'key'`` a :class:`cdropout.MaskKey` (no bytes;
+        the backward regenerates the mask), ``'bits'`` a :class:`cdropout.BitMask` (1 bit per
+        mask element), ``'bool'`` a bool array (1 byte per element). The gradients are the same.
+    inplace : bool
+        Write the forward's result into its input (which must then be a writable ndarray).
+    noise_shape : sequence of int or None, optional
+        Draw the mask over this shape and broadcast it (TensorFlow semantics: each entry 1 or the
+        input's size); ``None`` entries take the input's size, so ``(None, 1, None)`` shares one
+        mask over axis 1 whatever the batch size.
+    scale : bool
+        False: classic dropout (no rescaling at training, ``x * (1-p)`` at inference).
+    mc : bool
+        Monte Carlo dropout: stay stochastic in eval mode too.
+    num_threads : int, optional
+        OpenMP threads of each call.
+
+    Attributes
+    ----------
+    training : bool
+        True after :meth:`train` (the initial mode), False after :meth:`eval`.
+    generator : cdropout.Generator
+        The source of the masks.
+
+    Notes
+    -----
+    A forward in eval mode (without `mc`) is the identity (``x * (1-p)`` with ``scale=False``),
+    draws no stream and forgets the stored mask: :meth:`backward` then raises, as it does
+    before any forward. The masks depend only on the generator's seed and stream numbers, so
+    :meth:`get_state`/:meth:`set_state` (or pickling the layer) resume a run with the same masks.
+
+    Examples
+    --------
+    >>> import numpy as np, cdropout
+    >>> layer = cdropout.Dropout(0.5, seed=0)
+    >>> x = np.ones((2, 4), np.float32)
+    >>> y = layer(x)                      # training: the mask of stream 0 of seed 0
+    >>> g = layer.backward(np.ones_like(y))
+    >>> np.array_equal(g, y)              # same mask, same scale
+    True
+    >>> state = layer.get_state()
+    >>> a = layer(x)
+    >>> layer.set_state(state)
+    >>> np.array_equal(layer(x), a)       # resumed: the same mask again
+    True
+    >>> np.array_equal(layer.eval()(x), x)
+    True
+    """
+
+    def __init__(
+        self,
+        p: float = 0.5,
+        *,
+        seed: Union[int, np.integer, np.random.SeedSequence, Generator, None] = None,
+        mask: str = "key",
+        inplace: bool = False,
+        noise_shape: NoiseShape = None,
+        scale: bool = True,
+        mc: bool = False,
+        num_threads: Optional[int] = None,
+    ) -> None:
+        self.p = _check_p(p)
+        if mask not in _FORMS:
+            raise ValueError(f"mask must be one of {_FORMS}, got {mask!r}")
+        self.mask = mask
+        self.generator = seed if isinstance(seed, Generator) else Generator(seed)
+        self.inplace = bool(inplace)
+        if noise_shape is not None:
+            try:
+                noise_shape = tuple(None if d is None else int(d) for d in noise_shape)
+            except TypeError:
+                raise TypeError("noise_shape must be a sequence of ints (or None entries)") from None
+        self.noise_shape: Optional[Tuple[Optional[int], ...]] = noise_shape
+        self.scale = bool(scale)
+        self.mc = bool(mc)
+        _check_threads(num_threads)
+        self.num_threads = num_threads
+        self.training = True
+        self._saved: Optional[Mask] = None
+        self._saved_shape: Optional[Tuple[int, ...]] = None
+
+    # -- modes ---------------------------------------------------------------------------------
+    def train(self, mode: bool = True) -> "Dropout":
+        """Set training mode (``mode=False`` is :meth:`eval`); returns the layer."""
+        self.training = bool(mode)
+        return self
+
+    def eval(self) -> "Dropout":
+        """Set inference mode; returns the layer."""
+        return self.train(False)
+
+    # -- passes --------------------------------------------------------------------------------
+    def _noise_shape_for(self, shape: Tuple[int, ...]) -> Optional[Tuple[int, ...]]:
+        if self.noise_shape is None:
+            return None
+        if len(self.noise_shape) != len(shape):
+            raise ValueError(f"noise_shape {self.noise_shape} does not broadcast to {shape}: "
+                             "it needs one entry per dimension")
+        return tuple(s if n is None else n for n, s in zip(self.noise_shape, shape))
+
+    def forward(self, x: Any) -> np.ndarray:
+        """Apply dropout (training or `mc`) or the inference map, remembering the mask.
+
+        Parameters
+        ----------
+        x : array_like
+            float16/32/64 input; an ndarray when the layer is `inplace`.
+
+        Returns
+        -------
+        numpy.ndarray
+            The output (x itself when `inplace`).
+        """
+        out = None
+        if self.inplace:
+            if not isinstance(x, np.ndarray):
+                raise TypeError(f"an inplace Dropout needs a numpy.ndarray input, not {type(x).__name__}")
+            out = x
+        shape = np.shape(x)
+        ns = self._noise_shape_for(shape)
+        self._saved = self._saved_shape = None
+        if not (self.training or self.mc):
+            return cast(np.ndarray, dropout(x, self.p, training=False, out=out, noise_shape=ns, scale=self.scale))
+        y, m = dropout(x, self.p, seed=self.generator, out=out, return_mask=self.mask,
+                       noise_shape=ns, scale=self.scale, num_threads=self.num_threads)
+        self._saved, self._saved_shape = m, y.shape
+        return y
+
+    __call__ = forward
+
+    def backward(self, grad: Any) -> np.ndarray:
+        """Gradient of the last forward with respect to its input.
+
+        Parameters
+        ----------
+        grad : array_like
+            float16/32/64 gradient of the output, of the last forward's input shape.
+
+        Returns
+        -------
+        numpy.ndarray
+            ``grad * keep * s`` with the last forward's mask and scale.
+
+        Raises
+        ------
+        ValueError
+            Without a preceding stochastic (training or `mc`) forward, or if grad's shape is not
+            the forward input's.
+        """
+        if self._saved is None:
+            raise ValueError("Dropout.backward() needs a preceding forward() in training mode "
+                             "(or with mc=True); there is no mask to differentiate")
+        if np.shape(grad) != self._saved_shape:
+            raise ValueError(f"grad has shape {np.shape(grad)}, but the forward's input had shape "
+                             f"{self._saved_shape}")
+        return dropout_backward(grad, self._saved, p=self.p if self.mask == "bool" else None,
+                                num_threads=self.num_threads)
+
+    @property
+    def saved_mask(self) -> Optional[Mask]:
+        """The mask the last stochastic forward stored for the backward (None if there is none)."""
+        return self._saved
+
+    # -- state ---------------------------------------------------------------------------------
+    def get_state(self) -> Dict[str, int]:
+        """The generator's state (:meth:`cdropout.Generator.get_state`)."""
+        return self.generator.get_state()
+
+    def set_state(self, state: Dict[str, int]) -> None:
+        """Restore the generator's state: the following forwards repeat the saved run's masks."""
+        self.generator.set_state(state)
+
+    def __repr__(self) -> str:
+        extra = "".join([
+            f", mask={self.mask!r}",
+            ", inplace=True" if self.inplace else "",
+            f", noise_shape={self.noise_shape}" if self.noise_shape is not None else "",
+            ", scale=False" if not self.scale else "",
+            ", mc=True" if self.mc else "",
+        ])
+        return f"cdropout.Dropout(p={self.p}{extra}, training={self.training})"

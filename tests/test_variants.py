@@ -1,0 +1,288 @@
+"""Dropout variants: alpha / feature alpha, Gaussian, classic (unscaled) dropout.
+
+Masks come from tests/reference.py (pure NumPy format v1); the Gaussian noise from a NumPy
+reference of the rule in docs/variants.md written here on top of reference.philox4x32.
+"""
+import math
+
+import numpy as np
+import pytest
+
+import cdropout
+import cdropout.variants as variants
+import reference
+from helpers import FLOAT_DTYPES, assert_same_bits, assert_same_mask, random_data
+
+ALPHA_PRIME = -1.7580993408473766
+
+
+# --- alpha dropout -----------------------------------------------------------------------------
+
+def alpha_reference(x, keep, p):
+    """y = a * (x * keep + alpha' * (1 - keep)) + b, PyTorch's formula, in the dtype's arithmetic."""
+    a = ((1 - p) * (1 + p * ALPHA_PRIME ** 2)) ** -0.5
+    b = -a * ALPHA_PRIME * p
+    c = a * ALPHA_PRIME + b
+    work = np.float32 if x.dtype == np.float16 else x.dtype.type
+    kept = (x.astype(work) * work(a) + work(b)).astype(x.dtype)
+    return np.where(np.broadcast_to(keep, x.shape), kept, x.dtype.type(c))
+
+
+def test_alpha_constants():
+    assert variants.ALPHA_PRIME == ALPHA_PRIME
+    # alpha' = -lambda * alpha of SELU
+    assert math.isclose(ALPHA_PRIME, -1.0507009873554805 * 1.6732632423543772, rel_tol=1e-15)
+
+
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES)
+@pytest.mark.parametrize("p", [0.05, 0.2, 0.5, 0.9])
+def test_alpha_dropout_matches_formula_and_reference_mask(dtype, p):
+    x = random_data((37, 29), dtype, seed=1)
+    y, keep = cdropout.alpha_dropout(x, p, seed=3, stream=1, offset=2, return_mask="bool")
+    expected_keep = reference.keep_mask(x.shape, p, 3, 1, 2)
+    assert_same_mask(keep, expected_keep)
+    assert_same_bits(y, alpha_reference(x, expected_keep, p))
+
+
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES)
+def test_feature_alpha_dropout(dtype):
+    x = random_data((3, 5, 4, 2), dtype, seed=2)
+    y, keep = cdropout.feature_alpha_dropout(x, 0.4, seed=8, stream=2, return_mask="bool")
+    expected_keep = reference.keep_mask((3, 5, 1, 1), 0.4, 8, 2)
+    assert_same_mask(keep, expected_keep)
+    assert_same_bits(y, alpha_reference(x, expected_keep, 0.4))
+    y2 = cdropout.feature_alpha_dropout(x[:, :, 0, 0], 0.4, seed=8, stream=2)  # (N, C): elementwise
+    assert_same_bits(y2, alpha_reference(x[:, :, 0, 0], expected_keep[:, :, 0, 0], 0.4))
+    with pytest.raises(ValueError, match="at least 2 dimensions"):
+        cdropout.feature_alpha_dropout(np.ones(4), 0.4, seed=0)
+
+
+@pytest.mark.parametrize("p", [0.05, 0.1, 0.5, 0.9])
+def test_alpha_dropout_keeps_mean_and_variance(p):
+    """For N(0, 1) inputs the output has mean 0 and variance 1 (within 5 sigma)."""
+    n = 1 << 18
+    x = np.random.default_rng(123).standard_normal(n)
+    y = cdropout.alpha_dropout(x, p, seed=77)
+    mean, var = y.mean(), y.var()
+    m4 = np.mean((y - mean) ** 4)
+    assert abs(mean) < 5 * math.sqrt(var / n), f"mean {mean}"
+    assert abs(var - 1.0) < 5 * math.sqrt((m4 - var ** 2) / n), f"variance {var}"
+
+
+@pytest.mark.parametrize("form", ["bool", "bits", "key"])
+def test_alpha_dropout_backward(form):
+    x = random_data((50, 7), np.float32, seed=4)
+    g = random_data(x.shape, np.float32, seed=5)
+    p = 0.3
+    y, mask = cdropout.alpha_dropout(x, p, seed=6, return_mask=form)
+    keep = reference.keep_mask(x.shape, p, 6)
+    a = np.float32(((1 - p) * (1 + p * ALPHA_PRIME ** 2)) ** -0.5)
+    grad = cdropout.alpha_dropout_backward(g, mask, p=p if form == "bool" else None)
+    assert_same_bits(grad, np.where(keep, g * a, np.float32(0)))
+    # finite differences: the map is affine in x for a fixed mask
+    eps = 1e-3
+    x64 = x.astype(np.float64)
+    yp = cdropout.alpha_dropout(x64 + eps, p, seed=6)
+    ym = cdropout.alpha_dropout(x64 - eps, p, seed=6)
+    np.testing.assert_allclose((yp - ym) / (2 * eps),
+                               cdropout.alpha_dropout_backward(np.ones_like(x64), mask, p=p), atol=1e-9)
+
+
+def test_alpha_dropout_special_cases():
+    x = random_data((64,), np.float64, seed=6)
+    assert_same_bits(cdropout.alpha_dropout(x, 0.5, training=False), x)
+    assert_same_bits(cdropout.alpha_dropout(x, 0.0, seed=1), x)
+    assert not np.any(cdropout.alpha_dropout(x, 1.0, seed=1))  # PyTorch: zeros at p == 1
+    assert not np.any(cdropout.alpha_dropout_backward(x, np.zeros(64, bool), p=1.0))
+    x[::2] = np.nan
+    y, keep = cdropout.alpha_dropout(x, 0.5, seed=2, return_mask="bool")
+    assert np.all(np.isfinite(y[~keep])), "NaN in a dropped element must not leak"
+    z = x.copy()
+    assert cdropout.alpha_dropout(z, 0.5, seed=2, out=z) is z
+    assert_same_bits(z, y)
+
+
+def test_alpha_dropout_bad_arguments():
+    x = np.ones((3, 4))
+    for p in (-0.2, 1.2, float("nan")):
+        with pytest.raises(ValueError, match="p must be in"):
+            cdropout.alpha_dropout(x, p, seed=0)
+    with pytest.raises(ValueError, match="does not broadcast"):
+        cdropout.alpha_dropout(x, 0.5, seed=0, noise_shape=(3, 2))
+    with pytest.raises(ValueError, match="return_mask"):
+        cdropout.alpha_dropout(x, 0.5, seed=0, return_mask="noise")
+    with pytest.raises(TypeError):
+        cdropout.alpha_dropout(x.astype(int), 0.5, seed=0)
+    with pytest.raises(ValueError, match="p is required"):
+        cdropout.alpha_dropout_backward(x, np.ones((3, 4), bool))
+    _, key = cdropout.alpha_dropout(x, 0.5, seed=0, return_mask="key")
+    with pytest.raises(ValueError, match="does not broadcast"):
+        cdropout.alpha_dropout_backward(np.ones((4, 4)), key)
+
+
+# --- Gaussian dropout --------------------------------------------------------------------------
+
+def gaussian_reference(seed, stream, offset, n):
+    """The rule of docs/variants.md, from the pure-NumPy Philox of tests/reference.py."""
+    if n == 0:
+        return np.zeros(0)
+    first, last = offset >> 2, (offset + n - 1) >> 2
+    blocks = [first + i for i in range(last - first + 1)]
+    ctr = np.array([[b & 0xFFFFFFFF, (b >> 32) | 0x40000000, stream & 0xFFFFFFFF, stream >> 32]
+                    for b in blocks], dtype=np.uint32)
+    w = reference.philox4x32(ctr, (seed & 0xFFFFFFFF, seed >> 32)).astype(np.float64)
+    u1 = np.ascontiguousarray((w[:, [0, 2]] + 1.0) * 2.0 ** -32)
+    u2 = np.ascontiguousarray(w[:, [1, 3]] * 2.0 ** -32)
+    r = np.sqrt(-2.0 * np.log(u1))
+    theta = u2 * 6.283185307179586
+    z = np.stack([r[:, 0] * np.cos(theta[:, 0]), r[:, 0] * np.sin(theta[:, 0]),
+                  r[:, 1] * np.cos(theta[:, 1]), r[:, 1] * np.sin(theta[:, 1])], axis=1).ravel()
+    return z[offset & 3:(offset & 3) + n]
+
+
+def noise_reference(seed, stream, offset, p, shape):
+    z = gaussian_reference(seed, stream, offset, math.prod(shape))
+    return (1.0 + math.sqrt(p / (1 - p)) * z).reshape(shape)
+
+
+@pytest.mark.parametrize("offset", [0, 1, 2, 3, 5, 4 * (1 << 32) - 6, (1 << 64) - 103])
+@pytest.mark.parametrize("seed, stream", [(0, 0), (12345, 7), ((1 << 64) - 1, (1 << 64) - 1)])
+def test_gaussian_noise_matches_reference(offset, seed, stream):
+    n = 103
+    got = cdropout.gaussian_noise(n, 0.5, seed=seed, stream=stream, offset=offset)
+    assert_same_bits(got, noise_reference(seed, stream, offset, 0.5, (n,)))
+
+
+def test_gaussian_counter_never_meets_format_v1():
+    """Bit 30 of counter word 1 is set for every Gaussian block (even the last one) and is
+    never set by format v1's primary (bits 29-31 zero) or secondary (bit 31) counters."""
+    last_block = ((1 << 64) - 1) >> 2
+    assert ((last_block >> 32) | 0x40000000) & 0x80000000 == 0
+    assert (((1 << 64) - 1) >> 3) >> 32 < 1 << 29
+
+
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES)
+def test_gaussian_dropout_matches_reference(dtype):
+    x = random_data((13, 11), dtype, seed=7)
+    for p in (0.1, 0.5, 0.8):
+        y, noise = cdropout.gaussian_dropout(x, p, seed=4, stream=9, offset=6, return_mask="noise")
+        expected_noise = noise_reference(4, 9, 6, p, x.shape).astype(dtype)
+        assert_same_bits(noise, expected_noise)
+        with np.errstate(over="ignore"):
+            assert_same_bits(y, x * expected_noise)
+    # noise shape: drawn over (13, 1) and broadcast
+    y = cdropout.gaussian_dropout(x, 0.3, seed=4, noise_shape=(13, 1))
+    with np.errstate(over="ignore"):
+        assert_same_bits(y, x * noise_reference(4, 0, 0, 0.3, (13, 1)).astype(dtype))
+
+
+def test_gaussian_chunk_and_offset_invariance(monkeypatch):
+    x = random_data((1001,), np.float32, seed=8)
+    whole = cdropout.gaussian_dropout(x, 0.4, seed=2)
+    for a in (1, 3, 4, 517):
+        assert_same_bits(cdropout.gaussian_dropout(x[a:], 0.4, seed=2, offset=a), whole[a:])
+    monkeypatch.setattr(variants, "_CHUNK_BLOCKS", 7)  # many internal chunks
+    assert_same_bits(cdropout.gaussian_dropout(x, 0.4, seed=2), whole)
+    assert_same_bits(cdropout.gaussian_dropout(x[5:], 0.4, seed=2, offset=5), whole[5:])
+
+
+@pytest.mark.parametrize("p", [0.1, 0.5, 0.9])
+def test_gaussian_noise_statistics(p):
+    """Mean 1 and variance p/(1-p) (5 sigma), and the normal's shape (quantile fractions)."""
+    n = 1 << 18
+    m = cdropout.gaussian_noise(n, p, seed=2024, stream=3)
+    var_expected = p / (1 - p)
+    assert abs(m.mean() - 1.0) < 5 * math.sqrt(var_expected / n)
+    assert abs(m.var() - var_expected) < 5 * var_expected * math.sqrt(2.0 / n)
+    z = (m - 1.0) / math.sqrt(var_expected)
+    for threshold, prob in [(0.0, 0.5), (1.0, 0.8413447460685429), (-2.0, 0.022750131948179195)]:
+        frac = np.mean(z < threshold)
+        assert abs(frac - prob) < 5 * math.sqrt(prob * (1 - prob) / n), (threshold, frac)
+
+
+def test_gaussian_noise_independent_of_the_dropout_mask():
+    n = 1 << 16
+    z = cdropout.gaussian_noise(n, 0.5, seed=1, stream=0) - 1.0
+    keep = cdropout.MaskKey(1, 0, 0, 0.5, (n,)).to_bool()
+    corr = np.corrcoef(z, keep.astype(np.float64))[0, 1]
+    assert abs(corr) < 5 / math.sqrt(n)
+
+
+@pytest.mark.parametrize("form", ["noise", "key"])
+def test_gaussian_dropout_backward(form):
+    x = random_data((40, 3), np.float64, seed=9)
+    g = random_data(x.shape, np.float64, seed=10)
+    y, mask = cdropout.gaussian_dropout(x, 0.25, seed=5, return_mask=form)
+    noise = noise_reference(5, 0, 0, 0.25, x.shape)
+    assert_same_bits(cdropout.gaussian_dropout_backward(g, mask), g * noise)
+    h = g.copy()
+    assert cdropout.gaussian_dropout_backward(h, mask, out=h) is h
+    assert_same_bits(h, g * noise)
+
+
+def test_gaussian_dropout_generator_and_special_cases():
+    x = random_data((20,), np.float32, seed=11)
+    gen = cdropout.Generator(17)
+    a = cdropout.gaussian_dropout(x, 0.5, seed=gen)
+    b = cdropout.gaussian_dropout(x, 0.5, seed=gen)
+    assert_same_bits(a, cdropout.gaussian_dropout(x, 0.5, seed=17, stream=0))
+    assert_same_bits(b, cdropout.gaussian_dropout(x, 0.5, seed=17, stream=1))
+    assert_same_bits(cdropout.gaussian_dropout(x, 0.5, training=False), x)
+    assert_same_bits(cdropout.gaussian_dropout(x, 0.0, seed=1), x)
+    assert gen.next_stream == 2
+
+
+def test_gaussian_dropout_bad_arguments():
+    x = np.ones(5)
+    with pytest.raises(ValueError, match="p < 1"):
+        cdropout.gaussian_dropout(x, 1.0, seed=0)
+    for p in (-0.1, float("inf")):
+        with pytest.raises(ValueError, match="p must be in"):
+            cdropout.gaussian_dropout(x, p, seed=0)
+    with pytest.raises(ValueError, match="return_mask"):
+        cdropout.gaussian_dropout(x, 0.5, seed=0, return_mask="bits")
+    with pytest.raises(ValueError, match="does not broadcast"):
+        cdropout.gaussian_dropout(x, 0.5, seed=0, noise_shape=(2,))
+    with pytest.raises(TypeError):
+        cdropout.gaussian_noise(5, 0.5, seed=0, dtype=np.int32)
+    _, bits = cdropout.dropout(x, 0.5, seed=0, return_mask="bits")
+    with pytest.raises(TypeError, match="BitMask"):
+        cdropout.gaussian_dropout_backward(x, bits)
+
+
+# --- classic dropout (scale=False) -------------------------------------------------------------
+
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES)
+def test_classic_dropout_training_and_inference(dtype):
+    x = random_data((300,), dtype, seed=12)
+    p = 0.3
+    y, key = cdropout.dropout(x, p, seed=5, scale=False, return_mask="key")
+    keep = reference.keep_mask(x.shape, p, 5)
+    assert_same_bits(y, reference.apply_mask(x, keep, p, scale=False))  # kept values unscaled
+    assert key.scale is False
+    assert_same_bits(cdropout.dropout_backward(np.ones_like(x), key), keep.astype(dtype))
+    # inference multiplies by 1 - p instead
+    assert_same_bits(cdropout.dropout(x, p, scale=False, training=False), x * dtype(1 - p))
+
+
+def test_classic_dropout_expectation_matches_inference():
+    n = 1 << 18
+    x = np.ones(n)
+    for p in (0.1, 0.5, 0.9):
+        mean = cdropout.dropout(x, p, seed=3, scale=False).mean()
+        assert abs(mean - (1 - p)) < 5 * math.sqrt(p * (1 - p) / n)
+        assert cdropout.dropout(x[:1], p, scale=False, training=False)[0] == 1 - p
+
+
+def test_docstring_examples():
+    import doctest
+
+    result = doctest.testmod(variants, optionflags=doctest.ELLIPSIS)
+    assert result.attempted > 0 and result.failed == 0
+
+
+def test_alpha_dropout_thread_count_invariance():
+    x = random_data((3, 1 << 16), np.float32, seed=13)
+    expected = alpha_reference(x, reference.keep_mask(x.shape, 0.3, 21, 5), 0.3)
+    for nt in (1, 2, 3):
+        assert_same_bits(cdropout.alpha_dropout(x, 0.3, seed=21, stream=5, num_threads=nt), expected)
