@@ -6,9 +6,9 @@
 #
 #   asan      build with -fsanitize=address,undefined -fno-omit-frame-pointer (UBSan errors
 #             are fatal), then run the tests with libasan preloaded, once per kernel path this
-#             CPU offers (CDROPOUT_ISA=portable, avx2, avx512). Default tests: every test file
-#             except the slow/stats ones (addopts) -- they cover every kernel path (also through
-#             forced_isa), every dtype, layouts, threads, and every error path.
+#             CPU offers (CDROPOUT_ISA=portable, avx2, avx512). Default tests: the suite (not
+#             slow/stats, per addopts) minus the example, bench CLI and torch tests -- every
+#             kernel path (also through forced_isa), dtype, layout, thread count, error path.
 #   valgrind  the normal build (-O3, no sanitizer) under valgrind memcheck on the portable
 #             path (valgrind does not know AVX-512), on a small subset (VALGRIND_TESTS).
 #   all       both.
@@ -24,17 +24,20 @@ PY=${PYTHON:-python3}
 PY=$("$PY" -c 'import sys; print(sys.executable)')  # the real binary, not a pyenv/venv shim script
 
 ASAN_TESTS=("$@")
-[ ${#ASAN_TESTS[@]} -eq 0 ] && ASAN_TESTS=(tests)
+# default: the whole suite but the example (trains an MLP), the bench CLI and PyTorch interop
+# (torch brings its own OpenMP runtime and is not what is being checked here)
+[ ${#ASAN_TESTS[@]} -eq 0 ] && ASAN_TESTS=(tests --ignore=tests/test_example.py
+    --ignore=tests/test_bench_cli.py --ignore=tests/test_torch_interop.py)
 VALGRIND_TESTS=${VALGRIND_TESTS:-"tests/test_arbitrary_inputs.py tests/test_philox_kat.py tests/test_fuzz.py::test_valid_calls_match_reference tests/test_fuzz.py::test_invalid_calls_raise_and_leave_input"}
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/cdropout-sanitize.XXXXXX")
 if [ "${KEEP:-0}" = 1 ]; then echo "work dir: $work"; else trap 'rm -rf "$work"' EXIT; fi
 
-copy_tree() {  # $1 = destination; only the sources (never .git, never built objects)
+copy_tree() {  # $1 = destination: the work tree without .git and without built objects
     mkdir -p "$1"
-    (cd "$root" && tar cf - --exclude='*.so' --exclude='__pycache__' --exclude='build' \
+    (cd "$root" && tar cf - --exclude='.git' --exclude='*.so' --exclude='__pycache__' --exclude='./build' \
         --exclude='.hypothesis' --exclude='.pytest_cache' --exclude='cdropout/_core.c' \
-        setup.py pyproject.toml cdropout src_c tests $( [ -d tools ] && echo tools )) | (cd "$1" && tar xf -)
+        --exclude='.benchmarks' --exclude='.venv*' .) | (cd "$1" && tar xf -)
 }
 
 isas() {  # the kernel paths this CPU and build offer
@@ -68,7 +71,7 @@ run_asan() {
     echo "== kernel paths: $paths"
     for isa in $paths; do
         (cd "$dir" && timed "asan+ubsan CDROPOUT_ISA=$isa" env LD_PRELOAD="$libasan" CDROPOUT_ISA="$isa" \
-            "$PY" -m pytest -q -x -p no:cacheprovider -p no:warnings "${ASAN_TESTS[@]}")
+            "$PY" -m pytest -q -p no:cacheprovider -p no:warnings "${ASAN_TESTS[@]}")
     done
     # one deliberate error: proves the sanitizer is live in this build (must abort)
     if (cd "$dir" && LD_PRELOAD=$libasan "$PY" tools/overrun_canary.py >/dev/null 2>"$dir/canary.log"); then
