@@ -121,3 +121,32 @@ def test_real_array_over_2_31_float16_elements():
         assert bits.data[-1] >> (n % 8) == 0
     finally:
         del x
+
+
+# Sizes past the 47-bit user address space (128 TiB): no allocation of them can succeed, so
+# these are safe whatever the overcommit policy.
+IMPOSSIBLE = 1 << 48
+
+
+@pytest.mark.parametrize("kwargs", [{}, {"training": False}, {"return_mask": "key"},
+                                    {"return_mask": "bits"}, {"noise_shape": (1,)}])
+def test_impossible_sizes_fail_cleanly(kwargs):
+    """A zero-stride view of 2**48 float64 (2 PiB) is a legal input whose output cannot be
+    allocated: MemoryError (NumPy's), before the core runs; nothing crashes."""
+    x = np.broadcast_to(np.ones(1, np.float64), (IMPOSSIBLE,))
+    with pytest.raises(MemoryError):
+        cdropout.dropout(x, 0.5, seed=1, **kwargs)
+
+
+def test_impossible_mask_keys_fail_cleanly():
+    k = cdropout.MaskKey(1, 0, 0, 0.5, (IMPOSSIBLE, 1 << 10))
+    with pytest.raises((MemoryError, ValueError)):
+        k.to_bits()
+    with pytest.raises((MemoryError, ValueError)):
+        k.to_bool()
+    with pytest.raises(ValueError):
+        cdropout.dropout_backward(np.ones(4), k)  # shape mismatch, found before any allocation
+    with pytest.raises(ValueError):  # offset + size past 2**64
+        cdropout.MaskKey(1, 0, 1, 0.5, (1 << 32, 1 << 32))
+    with pytest.raises(ValueError):
+        cdropout.MaskKey(1, 0, 0, 0.5, (1 << 40, 1 << 40))
