@@ -30,6 +30,9 @@ ASAN_TESTS=("$@")
     --ignore=tests/test_bench_cli.py --ignore=tests/test_torch_interop.py)
 VALGRIND_TESTS=${VALGRIND_TESTS:-"tests/test_arbitrary_inputs.py tests/test_philox_kat.py tests/test_fuzz.py::test_valid_calls_match_reference tests/test_fuzz.py::test_invalid_calls_raise_and_leave_input"}
 
+"$PY" -c "import Cython, numpy, setuptools" 2>/dev/null || {
+    echo "tools/sanitize.sh builds the extension itself: pip install 'Cython>=3' numpy setuptools" >&2; exit 2; }
+
 work=$(mktemp -d "${TMPDIR:-/tmp}/cdropout-sanitize.XXXXXX")
 if [ "${KEEP:-0}" = 1 ]; then echo "work dir: $work"; else trap 'rm -rf "$work"' EXIT; fi
 
