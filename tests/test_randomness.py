@@ -122,7 +122,8 @@ def _runs_and_autocorr(n, seeds, ps=(0.5, 0.1, 0.9, 0.3, 1 - 0x12345678 / TWO32)
             assert abs(z) < Z_MAX, f"runs test p={p} seed={seed}: z={z:.2f}"
             za = autocorr_z(m, keep_prob(p), lags)
             worst = int(np.argmax(np.abs(za)))
-            assert abs(za[worst]) < Z_MAX, f"lag {worst + 1} autocorrelation p={p} seed={seed}: z={za[worst]:.2f}"
+            assert abs(za[worst]) < Z_MAX, \
+                f"lag {worst + 1} autocorrelation p={p} seed={seed}: z={za[worst]:.2f}"
 
 
 def test_runs_and_autocorrelation_lags_1_to_64():
