@@ -66,7 +66,9 @@ run_asan() {
     local libasan
     libasan=$(${CC:-gcc} -print-file-name=libasan.so)
     [ -f "$libasan" ] || { echo "libasan not found ($libasan)" >&2; exit 1; }
-    export ASAN_OPTIONS="detect_leaks=0:abort_on_error=1:strict_string_checks=1:detect_stack_use_after_return=1:check_initialization_order=1"
+    # allocator_may_return_null: an impossible allocation (tests/test_huge.py asks NumPy for
+    # 2 PiB) returns NULL -> MemoryError, as without ASan, instead of aborting
+    export ASAN_OPTIONS="detect_leaks=0:allocator_may_return_null=1:abort_on_error=1:strict_string_checks=1:detect_stack_use_after_return=1:check_initialization_order=1"
     export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1"
     export PYTHONMALLOC=malloc   # Python objects through malloc too, so ASan sees them
     local paths
