@@ -1,0 +1,388 @@
+/* AVX-512 (F/BW/DQ/VL) + F16C kernel set. Compiled with
+ *   -mavx512f -mavx512bw -mavx512dq -mavx512vl -mf16c -mbmi2
+ * and called only when the CPU has those. Bitwise equal to kernels_portable.c.
+ *
+ * gen: Philox4x32-10 on 8 blocks per zmm, one block per 64-bit lane with its 32-bit counter word in
+ * the low half of the lane. _mm512_mul_epu32 then gives the full 64-bit product of each lane in one
+ * instruction (hi = product >> 32, lo = the low half, the high half of the lane is don't-care since
+ * mul_epu32 ignores it), so a round is 2 multiplies, 2 shifts and 2 ternary XORs per 8 blocks with no
+ * blends. Two zmm (even and odd blocks) are packed into one vector of 16 blocks (one per 32-bit lane)
+ * for the threshold compare, which is done on 16-bit halves directly (_mm512_cmplt_epu16_mask gives
+ * both halves of a word at once). Ties (u == Thi) go to the scalar side path only when Tlo != 0.
+ *
+ * apply: masked multiplies, the __mmask16 / __mmask8 read straight from the bit bytes once the bit
+ * phase is at a byte boundary; head and tail with masked loads and stores (never touching memory
+ * outside [0, n)). */
+#include <immintrin.h>
+#include <string.h>
+
+#include "kernels.h"
+#include "philox.h"
+
+/* ------------------------------------------------------------------------------------------ */
+/* gen */
+
+typedef struct {
+    __m512i k0[10], k1[10];  /* round keys broadcast to 64-bit lanes (only the low dword matters) */
+    __m512i r0c0;            /* round 1: hi(M1 * s0) ^ k0, xored into the counter's word 1 */
+    __m512i r0c2;            /* round 1: s1 ^ k1 */
+    __m512i r1c1;            /* round 1's new word 1 = lo(M1 * s0) (same for all blocks) ^ round 2 key k0 */
+    __m512i thi16;           /* Thi in every 16-bit lane */
+    __m512i lane_even;       /* 0, 2, ..., 14 (64-bit) */
+    __m512i lane_odd;        /* 1, 3, ..., 15 */
+} gen_ctx;
+
+static void gen_ctx_init(gen_ctx *c, const cd_key *key)
+{
+    uint32_t k0 = key->k0, k1 = key->k1;
+    for (int r = 0; r < 10; r++) {
+        c->k0[r] = _mm512_set1_epi64((long long)k0);
+        c->k1[r] = _mm512_set1_epi64((long long)k1);
+        k0 += CD_PHILOX_W0;
+        k1 += CD_PHILOX_W1;
+    }
+    uint64_t p1 = (uint64_t)CD_PHILOX_M1 * key->s0;
+    c->r0c0 = _mm512_set1_epi64((long long)(((uint32_t)(p1 >> 32)) ^ key->k0));
+    c->r0c2 = _mm512_set1_epi64((long long)(key->s1 ^ key->k1));
+    c->r1c1 = _mm512_set1_epi64((long long)((uint32_t)p1 ^ (uint32_t)(key->k0 + CD_PHILOX_W0)));
+    c->thi16 = _mm512_set1_epi16((short)key->thi);
+    c->lane_even = _mm512_setr_epi64(0, 2, 4, 6, 8, 10, 12, 14);
+    c->lane_odd = _mm512_setr_epi64(1, 3, 5, 7, 9, 11, 13, 15);
+}
+
+#define XOR3(a, b, c) _mm512_ternarylogic_epi64((a), (b), (c), 0x96)
+
+/* NP * 16 blocks starting at b: the four output words of block b + 16 * p + l in lane l of w[i][p]. */
+static inline __attribute__((always_inline)) void philox_blocks(const gen_ctx *c, uint64_t b, int NP,
+                                                                __m512i w[4][4])
+{
+    const __m512i M0 = _mm512_set1_epi64(CD_PHILOX_M0), M1 = _mm512_set1_epi64(CD_PHILOX_M1);
+    __m512i c0[8], c1[8], c2[8], c3[8];
+    const int NG = 2 * NP;
+    const __m512i base = _mm512_set1_epi64((long long)b);
+#pragma GCC unroll 8
+    for (int g = 0; g < NG; g++) {
+        /* group 2p holds the even blocks of the p-th 16, group 2p + 1 the odd ones */
+        __m512i ctr = _mm512_add_epi64(base, (g & 1) ? c->lane_odd : c->lane_even);
+        ctr = _mm512_add_epi64(ctr, _mm512_set1_epi64(16 * (g >> 1)));
+        /* round 1: counter words 2, 3 are the constant stream words */
+        __m512i p0 = _mm512_mul_epu32(ctr, M0);
+        c0[g] = _mm512_xor_si512(_mm512_srli_epi64(ctr, 32), c->r0c0);
+        c2[g] = _mm512_xor_si512(_mm512_srli_epi64(p0, 32), c->r0c2);
+        c3[g] = p0;
+    }
+    /* round 2: word 1 is the same constant for every block */
+#pragma GCC unroll 8
+    for (int g = 0; g < NG; g++) {
+        __m512i p0 = _mm512_mul_epu32(c0[g], M0);
+        __m512i p1 = _mm512_mul_epu32(c2[g], M1);
+        c0[g] = _mm512_xor_si512(_mm512_srli_epi64(p1, 32), c->r1c1);
+        c1[g] = p1;
+        c2[g] = XOR3(_mm512_srli_epi64(p0, 32), c3[g], c->k1[1]);
+        c3[g] = p0;
+    }
+#pragma GCC unroll 8
+    for (int r = 2; r < 10; r++) {
+        const __m512i k0 = c->k0[r], k1 = c->k1[r];
+#pragma GCC unroll 8
+        for (int g = 0; g < NG; g++) {
+            __m512i p0 = _mm512_mul_epu32(c0[g], M0);
+            __m512i p1 = _mm512_mul_epu32(c2[g], M1);
+            c0[g] = XOR3(_mm512_srli_epi64(p1, 32), c1[g], k0);
+            c1[g] = p1;
+            c2[g] = XOR3(_mm512_srli_epi64(p0, 32), c3[g], k1);
+            c3[g] = p0;
+        }
+    }
+    /* pack even/odd groups: lane 2k <- even block 2k (low dword of qword k), lane 2k+1 <- odd block */
+#pragma GCC unroll 4
+    for (int p = 0; p < NP; p++) {
+        w[0][p] = _mm512_mask_shuffle_epi32(c0[2 * p], 0xAAAA, c0[2 * p + 1], _MM_PERM_CCAA);
+        w[1][p] = _mm512_mask_shuffle_epi32(c1[2 * p], 0xAAAA, c1[2 * p + 1], _MM_PERM_CCAA);
+        w[2][p] = _mm512_mask_shuffle_epi32(c2[2 * p], 0xAAAA, c2[2 * p + 1], _MM_PERM_CCAA);
+        w[3][p] = _mm512_mask_shuffle_epi32(c3[2 * p], 0xAAAA, c3[2 * p + 1], _MM_PERM_CCAA);
+    }
+}
+
+/* Keep bytes (ignoring ties) of 16 blocks, one per 32-bit lane, in the low byte of each lane. */
+static inline __attribute__((always_inline)) __m128i lt_bytes(const gen_ctx *c, __m512i w0, __m512i w1,
+                                                              __m512i w2, __m512i w3)
+{
+    /* per 32-bit lane: bit 2i in the low 16-bit half (half 2i), bit 2i + 1 in the high half */
+    __m512i r = _mm512_maskz_mov_epi16(_mm512_cmplt_epu16_mask(w0, c->thi16), _mm512_set1_epi32(0x00020001));
+    r = _mm512_mask_add_epi16(r, _mm512_cmplt_epu16_mask(w1, c->thi16), r, _mm512_set1_epi32(0x00080004));
+    r = _mm512_mask_add_epi16(r, _mm512_cmplt_epu16_mask(w2, c->thi16), r, _mm512_set1_epi32(0x00200010));
+    r = _mm512_mask_add_epi16(r, _mm512_cmplt_epu16_mask(w3, c->thi16), r, _mm512_set1_epi32(0x00800040));
+    r = _mm512_or_si512(r, _mm512_srli_epi32(r, 16));
+    return _mm512_cvtepi32_epi8(r);
+}
+
+/* Rare path: some half of these 16 blocks equals Thi and Tlo != 0. out[0..nlanes) already hold the
+ * lt bytes. */
+static __attribute__((noinline)) void fix_ties(const cd_key *key, uint64_t b, uint8_t *out, int nlanes,
+                                               __mmask32 e0, __mmask32 e1, __mmask32 e2, __mmask32 e3)
+{
+    for (int l = 0; l < nlanes; l++) {
+        unsigned eq = ((e0 >> (2 * l)) & 3u) | (((e1 >> (2 * l)) & 3u) << 2) | (((e2 >> (2 * l)) & 3u) << 4) |
+                      (((e3 >> (2 * l)) & 3u) << 6);
+        if (eq)
+            out[l] = cd_block_byte_ties(key, b + (uint64_t)l, out[l], (uint8_t)eq);
+    }
+}
+
+/* NP * 16 blocks at b -> out (only the first nout bytes stored when nout < 16 * NP, via a buffer). */
+static inline __attribute__((always_inline)) void gen_step(const gen_ctx *c, const cd_key *key, uint64_t b,
+                                                           uint8_t *out, int NP, int ties, int nout)
+{
+    __m512i w[4][4];
+    philox_blocks(c, b, NP, w);
+#pragma GCC unroll 4
+    for (int p = 0; p < NP; p++) {
+        __m128i bytes = lt_bytes(c, w[0][p], w[1][p], w[2][p], w[3][p]);
+        uint8_t buf[16];
+        uint8_t *dst = nout < 16 ? buf : out + 16 * p;
+        _mm_storeu_si128((__m128i *)dst, bytes);
+        if (ties) {
+            __mmask32 e0 = _mm512_cmpeq_epi16_mask(w[0][p], c->thi16);
+            __mmask32 e1 = _mm512_cmpeq_epi16_mask(w[1][p], c->thi16);
+            __mmask32 e2 = _mm512_cmpeq_epi16_mask(w[2][p], c->thi16);
+            __mmask32 e3 = _mm512_cmpeq_epi16_mask(w[3][p], c->thi16);
+            if (__builtin_expect((e0 | e1 | e2 | e3) != 0, 0))
+                fix_ties(key, b + 16 * (uint64_t)p, dst, nout < 16 ? nout : 16, e0, e1, e2, e3);
+        }
+        if (nout < 16)
+            memcpy(out, buf, (size_t)nout);
+    }
+}
+
+static inline __attribute__((always_inline)) void gen_loop(const gen_ctx *c, const cd_key *key, uint64_t b0,
+                                                           int64_t n, uint8_t *out, int ties)
+{
+    int64_t j = 0;
+    for (; j + 32 <= n; j += 32)
+        gen_step(c, key, b0 + (uint64_t)j, out + j, 2, ties, 32);
+    for (; j + 16 <= n; j += 16)
+        gen_step(c, key, b0 + (uint64_t)j, out + j, 1, ties, 16);
+    if (j < n)
+        gen_step(c, key, b0 + (uint64_t)j, out + j, 1, ties, (int)(n - j));
+}
+
+static void gen_avx512(const cd_key *key, uint64_t b0, int64_t n, uint8_t *out)
+{
+    if (n <= 0)
+        return;
+    if (key->mode != CD_MASK_PHILOX) {
+        memset(out, key->mode == CD_MASK_KEEP_ALL ? 0xff : 0x00, (size_t)n);
+        return;
+    }
+    gen_ctx c;
+    gen_ctx_init(&c, key);
+    if (key->tlo != 0)
+        gen_loop(&c, key, b0, n, out, 1);
+    else
+        gen_loop(&c, key, b0, n, out, 0);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* apply: y[j] = bit(phase + j) ? x[j] * s : +0.0 */
+
+static inline uint16_t load_u16(const uint8_t *p)
+{
+    uint16_t v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+
+static inline uint64_t load_u64(const uint8_t *p)
+{
+    uint64_t v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+
+/* Mask bits of the r (<= 16) elements starting at a byte boundary of p, without reading past them. */
+static inline __mmask16 tail_bits16(const uint8_t *p, int64_t r)
+{
+    unsigned m = p[0];
+    if (r > 8)
+        m |= (unsigned)p[1] << 8;
+    return (__mmask16)(m & ((1u << r) - 1u));
+}
+
+/* The head: elements before the first byte boundary of the bit phase. Returns how many. */
+#define APPLY_HEAD(MASKED_OP)                                                                         \
+    int64_t j = 0;                                                                                    \
+    if (phase != 0) {                                                                                 \
+        int64_t k = 8 - phase;                                                                        \
+        if (k > n)                                                                                    \
+            k = n;                                                                                    \
+        unsigned lm = (1u << k) - 1u;                                                                 \
+        unsigned m = ((unsigned)bits[0] >> phase) & lm;                                               \
+        MASKED_OP(0, lm, m);                                                                          \
+        j = k;                                                                                        \
+        bits++;                                                                                       \
+    }                                                                                                 \
+    /* from here on, element j uses bit (j - j0) of bits[] with j0 = j */                             \
+    const uint8_t *bp = bits;                                                                         \
+    const int64_t j0 = j;
+
+static void apply_f32(const void *xv, void *yv, int64_t n, const uint8_t *bits, int phase, double sd)
+{
+    const float *x = (const float *)xv;
+    float *y = (float *)yv;
+    const __m512 s = _mm512_set1_ps((float)sd);
+#define OP32(J, LM, M)                                                                                \
+    _mm512_mask_storeu_ps(y + (J), (__mmask16)(LM),                                                   \
+                          _mm512_maskz_mul_ps((__mmask16)(M), _mm512_maskz_loadu_ps((__mmask16)(LM), x + (J)), s))
+    APPLY_HEAD(OP32)
+    for (; j + 64 <= n; j += 64) {
+        uint64_t m = load_u64(bp + ((j - j0) >> 3));
+        __m512 a = _mm512_loadu_ps(x + j), b = _mm512_loadu_ps(x + j + 16);
+        __m512 c = _mm512_loadu_ps(x + j + 32), d = _mm512_loadu_ps(x + j + 48);
+        _mm512_storeu_ps(y + j, _mm512_maskz_mul_ps((__mmask16)m, a, s));
+        _mm512_storeu_ps(y + j + 16, _mm512_maskz_mul_ps((__mmask16)(m >> 16), b, s));
+        _mm512_storeu_ps(y + j + 32, _mm512_maskz_mul_ps((__mmask16)(m >> 32), c, s));
+        _mm512_storeu_ps(y + j + 48, _mm512_maskz_mul_ps((__mmask16)(m >> 48), d, s));
+    }
+    for (; j + 16 <= n; j += 16) {
+        __mmask16 m = load_u16(bp + ((j - j0) >> 3));
+        _mm512_storeu_ps(y + j, _mm512_maskz_mul_ps(m, _mm512_loadu_ps(x + j), s));
+    }
+    if (j < n) {
+        int64_t r = n - j;
+        OP32(j, (1u << r) - 1u, tail_bits16(bp + ((j - j0) >> 3), r));
+    }
+#undef OP32
+}
+
+static void apply_f64(const void *xv, void *yv, int64_t n, const uint8_t *bits, int phase, double sd)
+{
+    const double *x = (const double *)xv;
+    double *y = (double *)yv;
+    const __m512d s = _mm512_set1_pd(sd);
+#define OP64(J, LM, M)                                                                                \
+    _mm512_mask_storeu_pd(y + (J), (__mmask8)(LM),                                                    \
+                          _mm512_maskz_mul_pd((__mmask8)(M), _mm512_maskz_loadu_pd((__mmask8)(LM), x + (J)), s))
+    APPLY_HEAD(OP64)
+    for (; j + 32 <= n; j += 32) {
+        const uint8_t *q = bp + ((j - j0) >> 3);
+        __m512d a = _mm512_loadu_pd(x + j), b = _mm512_loadu_pd(x + j + 8);
+        __m512d c = _mm512_loadu_pd(x + j + 16), d = _mm512_loadu_pd(x + j + 24);
+        _mm512_storeu_pd(y + j, _mm512_maskz_mul_pd(q[0], a, s));
+        _mm512_storeu_pd(y + j + 8, _mm512_maskz_mul_pd(q[1], b, s));
+        _mm512_storeu_pd(y + j + 16, _mm512_maskz_mul_pd(q[2], c, s));
+        _mm512_storeu_pd(y + j + 24, _mm512_maskz_mul_pd(q[3], d, s));
+    }
+    for (; j + 8 <= n; j += 8) {
+        __mmask8 m = bp[(j - j0) >> 3];
+        _mm512_storeu_pd(y + j, _mm512_maskz_mul_pd(m, _mm512_loadu_pd(x + j), s));
+    }
+    if (j < n) {
+        int64_t r = n - j;
+        OP64(j, (1u << r) - 1u, bp[(j - j0) >> 3] & ((1u << r) - 1u));
+    }
+#undef OP64
+}
+
+#define CVT_PH(v) _mm512_cvtps_ph((v), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)
+
+static void apply_f16(const void *xv, void *yv, int64_t n, const uint8_t *bits, int phase, double sd)
+{
+    const uint16_t *x = (const uint16_t *)xv;
+    uint16_t *y = (uint16_t *)yv;
+    const __m512 s = _mm512_set1_ps((float)sd);
+#define OP16(J, LM, M)                                                                                \
+    _mm256_mask_storeu_epi16(                                                                         \
+        y + (J), (__mmask16)(LM),                                                                     \
+        CVT_PH(_mm512_maskz_mul_ps((__mmask16)(M),                                                    \
+                                   _mm512_cvtph_ps(_mm256_maskz_loadu_epi16((__mmask16)(LM), x + (J))), s)))
+    APPLY_HEAD(OP16)
+    for (; j + 32 <= n; j += 32) {
+        uint32_t m;
+        memcpy(&m, bp + ((j - j0) >> 3), sizeof m);
+        __m512 a = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(x + j)));
+        __m512 b = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(x + j + 16)));
+        _mm256_storeu_si256((__m256i *)(y + j), CVT_PH(_mm512_maskz_mul_ps((__mmask16)m, a, s)));
+        _mm256_storeu_si256((__m256i *)(y + j + 16), CVT_PH(_mm512_maskz_mul_ps((__mmask16)(m >> 16), b, s)));
+    }
+    for (; j + 16 <= n; j += 16) {
+        __mmask16 m = load_u16(bp + ((j - j0) >> 3));
+        __m512 a = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(x + j)));
+        _mm256_storeu_si256((__m256i *)(y + j), CVT_PH(_mm512_maskz_mul_ps(m, a, s)));
+    }
+    if (j < n) {
+        int64_t r = n - j;
+        OP16(j, (1u << r) - 1u, tail_bits16(bp + ((j - j0) >> 3), r));
+    }
+#undef OP16
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* scale: y[j] *= s in place */
+
+static void scale_f32(void *yv, int64_t n, double sd)
+{
+    float *y = (float *)yv;
+    const __m512 s = _mm512_set1_ps((float)sd);
+    int64_t j = 0;
+    for (; j + 64 <= n; j += 64) {
+        __m512 a = _mm512_loadu_ps(y + j), b = _mm512_loadu_ps(y + j + 16);
+        __m512 c = _mm512_loadu_ps(y + j + 32), d = _mm512_loadu_ps(y + j + 48);
+        _mm512_storeu_ps(y + j, _mm512_mul_ps(a, s));
+        _mm512_storeu_ps(y + j + 16, _mm512_mul_ps(b, s));
+        _mm512_storeu_ps(y + j + 32, _mm512_mul_ps(c, s));
+        _mm512_storeu_ps(y + j + 48, _mm512_mul_ps(d, s));
+    }
+    for (; j + 16 <= n; j += 16)
+        _mm512_storeu_ps(y + j, _mm512_mul_ps(_mm512_loadu_ps(y + j), s));
+    if (j < n) {
+        __mmask16 lm = (__mmask16)((1u << (n - j)) - 1u);
+        _mm512_mask_storeu_ps(y + j, lm, _mm512_mul_ps(_mm512_maskz_loadu_ps(lm, y + j), s));
+    }
+}
+
+static void scale_f64(void *yv, int64_t n, double sd)
+{
+    double *y = (double *)yv;
+    const __m512d s = _mm512_set1_pd(sd);
+    int64_t j = 0;
+    for (; j + 32 <= n; j += 32) {
+        __m512d a = _mm512_loadu_pd(y + j), b = _mm512_loadu_pd(y + j + 8);
+        __m512d c = _mm512_loadu_pd(y + j + 16), d = _mm512_loadu_pd(y + j + 24);
+        _mm512_storeu_pd(y + j, _mm512_mul_pd(a, s));
+        _mm512_storeu_pd(y + j + 8, _mm512_mul_pd(b, s));
+        _mm512_storeu_pd(y + j + 16, _mm512_mul_pd(c, s));
+        _mm512_storeu_pd(y + j + 24, _mm512_mul_pd(d, s));
+    }
+    for (; j + 8 <= n; j += 8)
+        _mm512_storeu_pd(y + j, _mm512_mul_pd(_mm512_loadu_pd(y + j), s));
+    if (j < n) {
+        __mmask8 lm = (__mmask8)((1u << (n - j)) - 1u);
+        _mm512_mask_storeu_pd(y + j, lm, _mm512_mul_pd(_mm512_maskz_loadu_pd(lm, y + j), s));
+    }
+}
+
+static void scale_f16(void *yv, int64_t n, double sd)
+{
+    uint16_t *y = (uint16_t *)yv;
+    const __m512 s = _mm512_set1_ps((float)sd);
+    int64_t j = 0;
+    for (; j + 32 <= n; j += 32) {
+        __m512 a = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(y + j)));
+        __m512 b = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(y + j + 16)));
+        _mm256_storeu_si256((__m256i *)(y + j), CVT_PH(_mm512_mul_ps(a, s)));
+        _mm256_storeu_si256((__m256i *)(y + j + 16), CVT_PH(_mm512_mul_ps(b, s)));
+    }
+    for (; j + 16 <= n; j += 16) {
+        __m512 a = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(y + j)));
+        _mm256_storeu_si256((__m256i *)(y + j), CVT_PH(_mm512_mul_ps(a, s)));
+    }
+    if (j < n) {
+        __mmask16 lm = (__mmask16)((1u << (n - j)) - 1u);
+        __m512 a = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(lm, y + j));
+        _mm256_mask_storeu_epi16(y + j, lm, CVT_PH(_mm512_mul_ps(a, s)));
+    }
+}
+
+const cd_kernels cd_kernels_avx512 = {
+    "avx512", gen_avx512, {apply_f16, apply_f32, apply_f64}, {scale_f16, scale_f32, scale_f64}};
