@@ -51,6 +51,8 @@ static void gen_ctx_init(gen_ctx *c, const cd_key *key)
 }
 
 #define XOR3(a, b, c) _mm512_ternarylogic_epi64((a), (b), (c), 0x96)
+/* hi dword of each 64-bit product to the low half (a shuffle instead would do as well: measured equal) */
+#define HI(p) _mm512_srli_epi64((p), 32)
 
 /* NP * 16 blocks starting at b: the four output words of block b + 16 * p + l in lane l of w[i][p]. */
 static inline __attribute__((always_inline)) void philox_blocks(const gen_ctx *c, uint64_t b, int NP,
@@ -68,7 +70,7 @@ static inline __attribute__((always_inline)) void philox_blocks(const gen_ctx *c
         /* round 1: counter words 2, 3 are the constant stream words */
         __m512i p0 = _mm512_mul_epu32(ctr, M0);
         c0[g] = _mm512_xor_si512(_mm512_srli_epi64(ctr, 32), c->r0c0);
-        c2[g] = _mm512_xor_si512(_mm512_srli_epi64(p0, 32), c->r0c2);
+        c2[g] = _mm512_xor_si512(HI(p0), c->r0c2);
         c3[g] = p0;
     }
     /* round 2: word 1 is the same constant for every block */
@@ -76,9 +78,9 @@ static inline __attribute__((always_inline)) void philox_blocks(const gen_ctx *c
     for (int g = 0; g < NG; g++) {
         __m512i p0 = _mm512_mul_epu32(c0[g], M0);
         __m512i p1 = _mm512_mul_epu32(c2[g], M1);
-        c0[g] = _mm512_xor_si512(_mm512_srli_epi64(p1, 32), c->r1c1);
+        c0[g] = _mm512_xor_si512(HI(p1), c->r1c1);
         c1[g] = p1;
-        c2[g] = XOR3(_mm512_srli_epi64(p0, 32), c3[g], c->k1[1]);
+        c2[g] = XOR3(HI(p0), c3[g], c->k1[1]);
         c3[g] = p0;
     }
 #pragma GCC unroll 8
@@ -88,9 +90,9 @@ static inline __attribute__((always_inline)) void philox_blocks(const gen_ctx *c
         for (int g = 0; g < NG; g++) {
             __m512i p0 = _mm512_mul_epu32(c0[g], M0);
             __m512i p1 = _mm512_mul_epu32(c2[g], M1);
-            c0[g] = XOR3(_mm512_srli_epi64(p1, 32), c1[g], k0);
+            c0[g] = XOR3(HI(p1), c1[g], k0);
             c1[g] = p1;
-            c2[g] = XOR3(_mm512_srli_epi64(p0, 32), c3[g], k1);
+            c2[g] = XOR3(HI(p0), c3[g], k1);
             c3[g] = p0;
         }
     }
@@ -159,8 +161,9 @@ static inline __attribute__((always_inline)) void gen_loop(const gen_ctx *c, con
                                                            int64_t n, uint8_t *out, int ties)
 {
     int64_t j = 0;
-    for (; j + 32 <= n; j += 32)
-        gen_step(c, key, b0 + (uint64_t)j, out + j, 2, ties, 32);
+    /* 64 blocks (8 zmm of counters in flight) per step measured 13% faster than 32, and 128 spill */
+    for (; j + 64 <= n; j += 64)
+        gen_step(c, key, b0 + (uint64_t)j, out + j, 4, ties, 64);
     for (; j + 16 <= n; j += 16)
         gen_step(c, key, b0 + (uint64_t)j, out + j, 1, ties, 16);
     if (j < n)
