@@ -19,6 +19,10 @@
 #include "kernels.h"
 #include "philox.h"
 
+#ifndef PF_HINT
+#define PF_HINT _MM_HINT_T1 /* the fused kernels' prefetch: to L2 measured best */
+#endif
+
 /* ------------------------------------------------------------------------------------------ */
 /* gen */
 
@@ -55,8 +59,10 @@ static void gen_ctx_init(gen_ctx *c, const cd_key *key)
 #define HI(p) _mm512_srli_epi64((p), 32)
 
 /* NP * 16 blocks starting at b: the four output words of block b + 16 * p + l in lane l of w[i][p]. */
+/* pf, when not NULL: PFL cache lines from pf on are prefetched (to L2), spread over rounds 3..10 so
+ * that memory requests stay in flight while the multipliers work (the fused kernels). */
 static inline __attribute__((always_inline)) void philox_blocks(const gen_ctx *c, uint64_t b, int NP,
-                                                                __m512i w[4][4])
+                                                                __m512i w[4][4], const char *pf, int PFL)
 {
     const __m512i M0 = _mm512_set1_epi64(CD_PHILOX_M0), M1 = _mm512_set1_epi64(CD_PHILOX_M1);
     __m512i c0[8], c1[8], c2[8], c3[8];
@@ -86,6 +92,10 @@ static inline __attribute__((always_inline)) void philox_blocks(const gen_ctx *c
 #pragma GCC unroll 8
     for (int r = 2; r < 10; r++) {
         const __m512i k0 = c->k0[r], k1 = c->k1[r];
+        if (PFL > 0 && pf != NULL)
+#pragma GCC unroll 16
+            for (int q = (r - 2) * PFL / 8; q < (r - 1) * PFL / 8; q++)
+                _mm_prefetch(pf + 64 * q, PF_HINT);
 #pragma GCC unroll 8
         for (int g = 0; g < NG; g++) {
             __m512i p0 = _mm512_mul_epu32(c0[g], M0);
@@ -133,11 +143,12 @@ static __attribute__((noinline)) void fix_ties(const cd_key *key, uint64_t b, ui
 }
 
 /* NP * 16 blocks at b -> out (only the first nout bytes stored when nout < 16 * NP, via a buffer). */
-static inline __attribute__((always_inline)) void gen_step(const gen_ctx *c, const cd_key *key, uint64_t b,
-                                                           uint8_t *out, int NP, int ties, int nout)
+static inline __attribute__((always_inline)) void gen_step_pf(const gen_ctx *c, const cd_key *key, uint64_t b,
+                                                              uint8_t *out, int NP, int ties, int nout,
+                                                              const char *pf, int PFL)
 {
     __m512i w[4][4];
-    philox_blocks(c, b, NP, w);
+    philox_blocks(c, b, NP, w, pf, PFL);
 #pragma GCC unroll 4
     for (int p = 0; p < NP; p++) {
         __m128i bytes = lt_bytes(c, w[0][p], w[1][p], w[2][p], w[3][p]);
@@ -155,6 +166,12 @@ static inline __attribute__((always_inline)) void gen_step(const gen_ctx *c, con
         if (nout < 16)
             memcpy(out, buf, (size_t)nout);
     }
+}
+
+static inline __attribute__((always_inline)) void gen_step(const gen_ctx *c, const cd_key *key, uint64_t b,
+                                                           uint8_t *out, int NP, int ties, int nout)
+{
+    gen_step_pf(c, key, b, out, NP, ties, nout, NULL, 0);
 }
 
 static inline __attribute__((always_inline)) void gen_loop(const gen_ctx *c, const cd_key *key, uint64_t b0,
@@ -386,6 +403,98 @@ static void scale_f16(void *yv, int64_t n, double sd)
         _mm256_mask_storeu_epi16(y + j, lm, CVT_PH(_mm512_mul_ps(a, s)));
     }
 }
+
+/* ------------------------------------------------------------------------------------------ */
+/* fused forward from a key (proposed interface, see the note in kernels_avx2.c's twin):
+ *   y[j] = keep(e0 + j) ? x[j] * s : +0.0 for j in [0, n)
+ * e0 is the global element index of x[0]. In chunks of 64 blocks (512 elements): gen into a 64-byte
+ * buffer, then apply; while a chunk's Philox rounds run, the input of a chunk PF_AHEAD chunks later is
+ * prefetched (out of cache this took the single-thread time from 1.6x to 1.2x the x *= s floor). */
+
+#define FUSED_CHUNK 512
+#ifndef PF_AHEAD
+#define PF_AHEAD 3
+#endif
+
+typedef void (*apply_fn)(const void *, void *, int64_t, const uint8_t *, int, double);
+
+static inline __attribute__((always_inline)) void fused_body(const cd_key *key, uint64_t e0, const char *x,
+                                                             char *y, int64_t n, double s, size_t es,
+                                                             apply_fn apply, int ties)
+{
+    gen_ctx c;
+    gen_ctx_init(&c, key);
+    uint8_t buf[64];
+    int ph = (int)(e0 & 7);
+    uint64_t b = e0 >> 3;
+    const int64_t ahead = PF_AHEAD * FUSED_CHUNK;
+    for (int64_t j = 0; j < n;) {
+        int64_t cnt = FUSED_CHUNK - ph;
+        if (cnt > n - j)
+            cnt = n - j;
+        int64_t nb = (ph + cnt + 7) >> 3;
+        if (nb == 64) {
+            /* prefetch only inside [0, n) */
+            const char *pf = j + ahead + FUSED_CHUNK <= n ? x + (size_t)(j + ahead) * es : NULL;
+            if (es == 2)
+                gen_step_pf(&c, key, b, buf, 4, ties, 64, pf, 16);
+            else if (es == 4)
+                gen_step_pf(&c, key, b, buf, 4, ties, 64, pf, 32);
+            else
+                gen_step_pf(&c, key, b, buf, 4, ties, 64, pf, 64);
+        } else {
+            gen_loop(&c, key, b, nb, buf, ties);
+        }
+        apply(x + (size_t)j * es, y + (size_t)j * es, cnt, buf, ph, s);
+        j += cnt;
+        b += (uint64_t)nb;
+        ph = 0;
+    }
+}
+
+static inline __attribute__((always_inline)) void fused(const cd_key *key, uint64_t e0, const void *xv, void *yv,
+                                                        int64_t n, double s, size_t es, apply_fn apply)
+{
+    const char *x = (const char *)xv;
+    char *y = (char *)yv;
+    if (n <= 0)
+        return;
+    if (key->mode == CD_MASK_DROP_ALL) {
+        memset(y, 0, (size_t)n * es);
+        return;
+    }
+    if (key->mode == CD_MASK_KEEP_ALL) {
+        uint8_t ones[64];
+        memset(ones, 0xff, sizeof ones);
+        for (int64_t j = 0; j < n; j += FUSED_CHUNK)
+            apply(x + (size_t)j * es, y + (size_t)j * es, n - j < FUSED_CHUNK ? n - j : FUSED_CHUNK, ones, 0, s);
+        return;
+    }
+    if (key->tlo != 0)
+        fused_body(key, e0, x, y, n, s, es, apply, 1);
+    else
+        fused_body(key, e0, x, y, n, s, es, apply, 0);
+}
+
+static void fused_f16(const cd_key *key, uint64_t e0, const void *x, void *y, int64_t n, double s)
+{
+    fused(key, e0, x, y, n, s, 2, apply_f16);
+}
+
+static void fused_f32(const cd_key *key, uint64_t e0, const void *x, void *y, int64_t n, double s)
+{
+    fused(key, e0, x, y, n, s, 4, apply_f32);
+}
+
+static void fused_f64(const cd_key *key, uint64_t e0, const void *x, void *y, int64_t n, double s)
+{
+    fused(key, e0, x, y, n, s, 8, apply_f64);
+}
+
+/* Until kernels.h has a slot for them (proposed: cd_fused_fn fused[CD_NDTYPES] in cd_kernels). */
+extern void (*const cd_fused_avx512[CD_NDTYPES])(const cd_key *, uint64_t, const void *, void *, int64_t, double);
+void (*const cd_fused_avx512[CD_NDTYPES])(const cd_key *, uint64_t, const void *, void *, int64_t, double) = {
+    fused_f16, fused_f32, fused_f64};
 
 const cd_kernels cd_kernels_avx512 = {
     "avx512", gen_avx512, {apply_f16, apply_f32, apply_f64}, {scale_f16, scale_f32, scale_f64}};

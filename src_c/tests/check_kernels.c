@@ -21,6 +21,26 @@
 #include "../philox.h"
 
 static const cd_kernels *isas[CD_NISA];
+
+/* Fused forward kernels (proposed for cd_kernels; exported by the ISA files until then). */
+typedef void (*fused_fn)(const cd_key *, uint64_t, const void *, void *, int64_t, double);
+extern void (*const cd_fused_avx512[CD_NDTYPES])(const cd_key *, uint64_t, const void *, void *, int64_t, double);
+extern void (*const cd_fused_avx2[CD_NDTYPES])(const cd_key *, uint64_t, const void *, void *, int64_t, double);
+static fused_fn fused_of(int isa, int dt)
+{
+    return isa == CD_ISA_AVX512 ? cd_fused_avx512[dt] : isa == CD_ISA_AVX2 ? cd_fused_avx2[dt] : NULL;
+}
+
+/* Reference fused forward: portable gen + portable apply. */
+static void fused_ref(const cd_key *key, uint64_t e0, const void *x, void *y, int64_t n, int dt, double s)
+{
+    int ph = (int)(e0 & 7);
+    int64_t nb = (ph + n + 7) / 8;
+    uint8_t *bits = malloc((size_t)nb + 1);
+    cd_kernels_portable.gen(key, e0 >> 3, nb, bits);
+    cd_kernels_portable.apply[dt](x, y, n, bits, ph, s);
+    free(bits);
+}
 static const char *only_isa = NULL;
 static long failures = 0, checks = 0;
 
@@ -349,6 +369,81 @@ static void check_scale_one(int dt, int64_t n, int xoff_mode)
     guard_free(ry);
 }
 
+static void check_fused_one(int dt, const cd_key *key, uint64_t e0, int64_t n, int inplace, int xoff_mode)
+{
+    size_t es = esize(dt), bytes = (size_t)n * es;
+    region rx = guard_alloc(bytes + 64);
+    unsigned char *x = xoff_mode == 0 ? guard_end(rx, bytes) : (unsigned char *)guard_start(rx) + (xoff_mode == 2 ? es : 0);
+    fill_special(dt, x, n);
+    double s = pick_scale(dt);
+    unsigned char *ref = malloc(bytes + 1), *xin = malloc(bytes + 1), *buf = malloc(bytes + 128 + es);
+    memcpy(xin, x, bytes);
+    fused_ref(key, e0, xin, ref, n, dt, s);
+    for (int i = 1; i < CD_NISA; i++) {
+        if (!isas[i])
+            continue;
+        fused_fn f = fused_of(i, dt);
+        unsigned char *y;
+        if (inplace) {
+            memcpy(x, xin, bytes);
+            y = x;
+            f(key, e0, x, x, n, s);
+        } else {
+            memset(buf, 0xA5, bytes + 128 + es);
+            y = buf + 64 + (xoff_mode == 2 ? es : 0);
+            f(key, e0, x, y, n, s);
+            for (int k = 0; k < 64; k++)
+                if (y[-1 - k] != 0xA5 || y[bytes + k] != 0xA5) {
+                    FAIL("fused %s %s n=%lld: wrote outside", isas[i]->name, dname(dt), (long long)n);
+                    break;
+                }
+        }
+        checks++;
+        if (memcmp(y, ref, bytes) != 0) {
+            size_t j = 0;
+            while (memcmp(y + j * es, ref + j * es, es) == 0)
+                j++;
+            FAIL("fused %s %s e0=%llu n=%lld mode=%d thi=%u tlo=%u: elem %zu differs", isas[i]->name, dname(dt),
+                 (unsigned long long)e0, (long long)n, key->mode, key->thi, key->tlo, j);
+        }
+    }
+    free(ref);
+    free(xin);
+    free(buf);
+    guard_free(rx);
+}
+
+static void test_fused(int quick)
+{
+    static const int64_t ns[] = {0, 1, 7, 8, 9, 127, 128, 129, 511, 512, 513, 1000, 2048, 4097, 5000, 20000};
+    const int nn = (int)(sizeof ns / sizeof ns[0]);
+    int rounds = quick ? 6 : 40;
+    for (int r = 0; r < rounds; r++)
+        for (int dt = 0; dt < CD_NDTYPES; dt++)
+            for (int i = 0; i < nn; i++) {
+                cd_key key = random_key();
+                if (r % 10 == 1)
+                    key.mode = CD_MASK_KEEP_ALL;
+                if (r % 10 == 2)
+                    key.mode = CD_MASK_DROP_ALL;
+                uint64_t e0;
+                switch (r % 4) {
+                case 0: e0 = rnd32() % 64; break;
+                case 1: e0 = (1ull << 35) - (rnd32() % 5000); break; /* blocks cross 2^32 */
+                case 2: e0 = (uint64_t)0 - (uint64_t)ns[i] - 8 - (rnd32() % 100); break; /* blocks end near 2^61 */
+                default: e0 = rnd64() >> 4; break;
+                }
+                check_fused_one(dt, &key, e0, ns[i], (int)(rnd32() & 1), (int)(rnd32() % 3));
+            }
+    /* ties through the fused path: many elements with Tlo != 0 */
+    for (int r = 0; r < (quick ? 2 : 8); r++) {
+        cd_key key = random_key();
+        if (key.tlo == 0)
+            key.tlo = 0x4321;
+        check_fused_one(r % 3, &key, rnd64() >> 8, (1 << 19) + 3 * r, r & 1, 0);
+    }
+}
+
 static void test_apply_scale(int quick)
 {
     static const int64_t ns[] = {0, 1, 2, 3, 7, 8, 9, 15, 16, 17, 31, 32, 33, 63, 64, 65, 127, 128, 129, 255, 1000, 4097};
@@ -485,6 +580,15 @@ static void bench(int64_t big)
             });
             snprintf(nm, sizeof nm, "gen+apply %s big (tiled)", dname(dt));
             ROW(nm, t, big);
+            if (i > 0) {
+                fused_fn f = fused_of(i, dt);
+                t = BEST(7, 2000, f(&key_lo, (uint64_t)i_ * tile, x1, x1, tile, 1.0));
+                snprintf(nm, sizeof nm, "fused %s L1 tile", dname(dt));
+                ROW(nm, t, tile);
+                t = BEST(3, 2, f(&key_lo, 0, xb, xb, big, 1.0));
+                snprintf(nm, sizeof nm, "fused %s big in place", dname(dt));
+                ROW(nm, t, big);
+            }
         }
 #undef ROW
     }
@@ -526,6 +630,7 @@ int main(int argc, char **argv)
     if (!no_check) {
         test_gen(quick);
         test_apply_scale(quick);
+        test_fused(quick);
         printf("%ld checks, %ld failures\n", checks, failures);
     }
     if (do_bench) {
