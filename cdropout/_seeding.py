@@ -1,0 +1,179 @@
+"""Seeds and streams: the Generator, the module's default generator, seed resolution."""
+from __future__ import annotations
+
+import numbers
+import threading
+from typing import Any, Optional, Union
+
+import numpy as np
+
+U64 = 1 << 64
+
+
+def check_u64(value: Any, name: str) -> int:
+    """`value` as a Python int in [0, 2**64), or a TypeError/ValueError naming `name`."""
+    if type(value) is int and 0 <= value < U64:  # the common case, fast
+        return value
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an integer, not {type(value).__name__}")
+    value = int(value)
+    if not 0 <= value < U64:
+        raise ValueError(f"{name} must be in [0, 2**64), got {value}")
+    return value
+
+
+def seed_from_seedsequence(ss: np.random.SeedSequence) -> int:
+    """The 64-bit seed a SeedSequence stands for: two uint32 words of generate_state, low first."""
+    w = ss.generate_state(2, np.uint32)
+    return int(w[0]) | (int(w[1]) << 32)
+
+
+SeedLike = Union[int, np.integer, np.random.SeedSequence, "Generator", None]
+
+
+def _seed_value(seed: Any) -> int:
+    if seed is None:
+        return seed_from_seedsequence(np.random.SeedSequence())
+    if isinstance(seed, np.random.SeedSequence):
+        return seed_from_seedsequence(seed)
+    return check_u64(seed, "seed")
+
+
+class Generator:
+    """A seed and the next stream number: every dropout call through it gets a fresh stream.
+
+    Parameters
+    ----------
+    seed : int, numpy.random.SeedSequence or None
+        An int in [0, 2**64) is used as the seed itself; a SeedSequence gives 64 bits from
+        ``generate_state(2, np.uint32)``; None draws from OS entropy.
+
+    Notes
+    -----
+    Masks depend only on (seed, stream, element index, p), so a Generator's calls are
+    reproducible for any thread count or machine. Reserving a stream is thread-safe.
+    The state (seed, next stream, spawned children) is saved by pickling or ``get_state``.
+
+    Examples
+    --------
+    >>> import numpy as np, cdropout
+    >>> g = cdropout.Generator(42)
+    >>> y1 = g.dropout(np.ones(8, np.float32), 0.5)          # stream 0
+    >>> y2 = g.dropout(np.ones(8, np.float32), 0.5)          # stream 1
+    >>> np.array_equal(y1, cdropout.dropout(np.ones(8, np.float32), 0.5, seed=42, stream=0))
+    True
+    """
+
+    def __init__(self, seed: Optional[Union[int, np.integer, np.random.SeedSequence]] = None):
+        if isinstance(seed, Generator):
+            raise TypeError("seed must be an int, a SeedSequence or None, not a Generator")
+        self._seed = _seed_value(seed)
+        self._next_stream = 0
+        self._n_children = 0
+        self._lock = threading.Lock()
+
+    @property
+    def seed(self) -> int:
+        """The 64-bit seed."""
+        return self._seed
+
+    @property
+    def next_stream(self) -> int:
+        """The stream the next call will use."""
+        return self._next_stream
+
+    def reserve_stream(self) -> int:
+        """Take the next stream number (thread-safe); every call gets a different one."""
+        with self._lock:
+            stream = self._next_stream
+            if stream >= U64:
+                raise ValueError("this Generator has used all 2**64 streams")
+            self._next_stream = stream + 1
+        return stream
+
+    def spawn(self, n: int) -> list["Generator"]:
+        """`n` independent generators, seeded like ``SeedSequence(seed).spawn(n)``.
+
+        Examples
+        --------
+        >>> import cdropout
+        >>> a, b = cdropout.Generator(1).spawn(2)
+        >>> a.seed != b.seed
+        True
+        """
+        n = check_u64(n, "n")
+        with self._lock:
+            first = self._n_children
+            self._n_children += n
+        return [
+            Generator(np.random.SeedSequence(self._seed, spawn_key=(first + i,))) for i in range(n)
+        ]
+
+    def get_state(self) -> dict[str, int]:
+        """The state as a dict: seed, next_stream, n_children."""
+        with self._lock:
+            return {"seed": self._seed, "next_stream": self._next_stream, "n_children": self._n_children}
+
+    def set_state(self, state: dict[str, int]) -> None:
+        """Restore a state from :meth:`get_state`."""
+        seed = check_u64(state["seed"], "state['seed']")
+        stream = int(state["next_stream"])
+        if not 0 <= stream <= U64:
+            raise ValueError(f"state['next_stream'] must be in [0, 2**64], got {stream}")
+        children = check_u64(state.get("n_children", 0), "state['n_children']")
+        with self._lock:
+            self._seed, self._next_stream, self._n_children = seed, stream, children
+
+    def __getstate__(self) -> dict[str, int]:
+        return self.get_state()
+
+    def __setstate__(self, state: dict[str, int]) -> None:
+        self._lock = threading.Lock()
+        self.set_state(state)
+
+    def __repr__(self) -> str:
+        return f"cdropout.Generator(seed={self._seed}, next_stream={self._next_stream})"
+
+    def dropout(self, x: Any, p: float = 0.5, **kwargs: Any) -> Any:
+        """:func:`cdropout.dropout` with this generator's next stream."""
+        return _api.dropout(x, p, seed=self, **kwargs)
+
+    def dropout_backward(self, grad: Any, mask: Any, **kwargs: Any) -> Any:
+        """:func:`cdropout.dropout_backward` (the mask carries its own seed and stream)."""
+        return _api.dropout_backward(grad, mask, **kwargs)
+
+
+_default = Generator()
+
+
+def default_generator() -> Generator:
+    """The module's generator, used when a call passes ``seed=None``."""
+    return _default
+
+
+def seed(value: Optional[Union[int, np.random.SeedSequence]] = None) -> None:
+    """Reseed the module's default generator (None: from OS entropy).
+
+    Examples
+    --------
+    >>> import numpy as np, cdropout
+    >>> cdropout.seed(0); a = cdropout.dropout(np.ones(16, np.float32))
+    >>> cdropout.seed(0); b = cdropout.dropout(np.ones(16, np.float32))
+    >>> np.array_equal(a, b)
+    True
+    """
+    _default.set_state({"seed": _seed_value(value), "next_stream": 0, "n_children": 0})
+
+
+def resolve(seed: SeedLike, stream: Optional[int]) -> tuple[int, int]:
+    """(seed, stream) of one call; a Generator (or None: the default one) gives its next stream."""
+    if seed is None or isinstance(seed, Generator):
+        if stream is not None:
+            raise ValueError("stream= needs an explicit int or SeedSequence seed, not a Generator")
+        gen = _default if seed is None else seed
+        return gen.seed, gen.reserve_stream()
+    value = seed_from_seedsequence(seed) if isinstance(seed, np.random.SeedSequence) else check_u64(seed, "seed")
+    return value, 0 if stream is None else check_u64(stream, "stream")
+
+
+from . import _api  # noqa: E402  (Generator.dropout calls it; _api imports this module first)
