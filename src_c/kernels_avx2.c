@@ -406,14 +406,15 @@ static void scale_f16(void *yv, int64_t n, double sd)
 typedef void (*apply_fn)(const void *, void *, int64_t, const uint8_t *, int, double);
 
 static inline __attribute__((always_inline)) void fused_body(const cd_key *key, uint64_t e0, const char *x,
-                                                             char *y, int64_t n, double s, size_t es,
-                                                             apply_fn apply, int ties)
+                                                             char *y, int64_t n, double s, uint8_t *bits_out,
+                                                             size_t es, apply_fn apply, int ties)
 {
     gen_ctx c;
     gen_ctx_init(&c, key);
     uint8_t buf[64];
     int ph = (int)(e0 & 7);
     uint64_t b = e0 >> 3;
+    const uint64_t bfirst = b;
     const int64_t ahead = PF_AHEAD * FUSED_CHUNK;
     const int pfl = (int)(2 * es); /* cache lines of 128 elements (one 16-block step) */
     for (int64_t j = 0; j < n;) {
@@ -421,21 +422,22 @@ static inline __attribute__((always_inline)) void fused_body(const cd_key *key, 
         if (cnt > n - j)
             cnt = n - j;
         int64_t nb = (ph + cnt + 7) >> 3;
+        uint8_t *bytes = bits_out != NULL ? bits_out + (b - bfirst) : buf;
         if (nb == 64) {
             const char *pf = j + ahead + FUSED_CHUNK <= n ? x + (size_t)(j + ahead) * es : NULL;
             for (int q = 0; q < 4; q++) {
                 const char *p = pf ? pf + (size_t)q * 64 * (size_t)pfl : NULL;
                 if (pfl == 4)
-                    gen_step_pf(&c, key, b + 16 * (uint64_t)q, buf + 16 * q, 2, ties, 16, p, 4);
+                    gen_step_pf(&c, key, b + 16 * (uint64_t)q, bytes + 16 * q, 2, ties, 16, p, 4);
                 else if (pfl == 8)
-                    gen_step_pf(&c, key, b + 16 * (uint64_t)q, buf + 16 * q, 2, ties, 16, p, 8);
+                    gen_step_pf(&c, key, b + 16 * (uint64_t)q, bytes + 16 * q, 2, ties, 16, p, 8);
                 else
-                    gen_step_pf(&c, key, b + 16 * (uint64_t)q, buf + 16 * q, 2, ties, 16, p, 16);
+                    gen_step_pf(&c, key, b + 16 * (uint64_t)q, bytes + 16 * q, 2, ties, 16, p, 16);
             }
         } else {
-            gen_loop(&c, key, b, nb, buf, ties);
+            gen_loop(&c, key, b, nb, bytes, ties);
         }
-        apply(x + (size_t)j * es, y + (size_t)j * es, cnt, buf, ph, s);
+        apply(x + (size_t)j * es, y + (size_t)j * es, cnt, bytes, ph, s);
         j += cnt;
         b += (uint64_t)nb;
         ph = 0;
@@ -443,12 +445,15 @@ static inline __attribute__((always_inline)) void fused_body(const cd_key *key, 
 }
 
 static inline __attribute__((always_inline)) void fused(const cd_key *key, uint64_t e0, const void *xv, void *yv,
-                                                        int64_t n, double s, size_t es, apply_fn apply)
+                                                        int64_t n, double s, uint8_t *bits_out, size_t es,
+                                                        apply_fn apply)
 {
     const char *x = (const char *)xv;
     char *y = (char *)yv;
     if (n <= 0)
         return;
+    if (key->mode != CD_MASK_PHILOX && bits_out != NULL)
+        memset(bits_out, key->mode == CD_MASK_KEEP_ALL ? 0xff : 0x00, (size_t)(((e0 & 7) + (uint64_t)n + 7) >> 3));
     if (key->mode == CD_MASK_DROP_ALL) {
         memset(y, 0, (size_t)n * es);
         return;
@@ -461,29 +466,34 @@ static inline __attribute__((always_inline)) void fused(const cd_key *key, uint6
         return;
     }
     if (key->tlo != 0)
-        fused_body(key, e0, x, y, n, s, es, apply, 1);
+        fused_body(key, e0, x, y, n, s, bits_out, es, apply, 1);
     else
-        fused_body(key, e0, x, y, n, s, es, apply, 0);
+        fused_body(key, e0, x, y, n, s, bits_out, es, apply, 0);
 }
 
-static void fused_f16(const cd_key *key, uint64_t e0, const void *x, void *y, int64_t n, double s)
+static void fused_f16(const cd_key *key, uint64_t e0, const void *x, void *y, int64_t n, double s,
+                      uint8_t *bits_out)
 {
-    fused(key, e0, x, y, n, s, 2, apply_f16);
+    fused(key, e0, x, y, n, s, bits_out, 2, apply_f16);
 }
 
-static void fused_f32(const cd_key *key, uint64_t e0, const void *x, void *y, int64_t n, double s)
+static void fused_f32(const cd_key *key, uint64_t e0, const void *x, void *y, int64_t n, double s,
+                      uint8_t *bits_out)
 {
-    fused(key, e0, x, y, n, s, 4, apply_f32);
+    fused(key, e0, x, y, n, s, bits_out, 4, apply_f32);
 }
 
-static void fused_f64(const cd_key *key, uint64_t e0, const void *x, void *y, int64_t n, double s)
+static void fused_f64(const cd_key *key, uint64_t e0, const void *x, void *y, int64_t n, double s,
+                      uint8_t *bits_out)
 {
-    fused(key, e0, x, y, n, s, 8, apply_f64);
+    fused(key, e0, x, y, n, s, bits_out, 8, apply_f64);
 }
 
 /* Until kernels.h has a slot for them (proposed: cd_fused_fn fused[CD_NDTYPES] in cd_kernels). */
-extern void (*const cd_fused_avx2[CD_NDTYPES])(const cd_key *, uint64_t, const void *, void *, int64_t, double);
-void (*const cd_fused_avx2[CD_NDTYPES])(const cd_key *, uint64_t, const void *, void *, int64_t, double) = {
+extern void (*const cd_fused_avx2[CD_NDTYPES])(const cd_key *, uint64_t, const void *, void *, int64_t, double,
+                                                    uint8_t *);
+void (*const cd_fused_avx2[CD_NDTYPES])(const cd_key *, uint64_t, const void *, void *, int64_t, double,
+                                                    uint8_t *) = {
     fused_f16, fused_f32, fused_f64};
 
 const cd_kernels cd_kernels_avx2 = {

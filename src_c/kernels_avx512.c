@@ -419,33 +419,35 @@ static void scale_f16(void *yv, int64_t n, double sd)
 typedef void (*apply_fn)(const void *, void *, int64_t, const uint8_t *, int, double);
 
 static inline __attribute__((always_inline)) void fused_body(const cd_key *key, uint64_t e0, const char *x,
-                                                             char *y, int64_t n, double s, size_t es,
-                                                             apply_fn apply, int ties)
+                                                             char *y, int64_t n, double s, uint8_t *bits_out,
+                                                             size_t es, apply_fn apply, int ties)
 {
     gen_ctx c;
     gen_ctx_init(&c, key);
     uint8_t buf[64];
     int ph = (int)(e0 & 7);
     uint64_t b = e0 >> 3;
+    const uint64_t bfirst = b;
     const int64_t ahead = PF_AHEAD * FUSED_CHUNK;
     for (int64_t j = 0; j < n;) {
         int64_t cnt = FUSED_CHUNK - ph;
         if (cnt > n - j)
             cnt = n - j;
         int64_t nb = (ph + cnt + 7) >> 3;
+        uint8_t *bytes = bits_out != NULL ? bits_out + (b - bfirst) : buf;
         if (nb == 64) {
             /* prefetch only inside [0, n) */
             const char *pf = j + ahead + FUSED_CHUNK <= n ? x + (size_t)(j + ahead) * es : NULL;
             if (es == 2)
-                gen_step_pf(&c, key, b, buf, 4, ties, 64, pf, 16);
+                gen_step_pf(&c, key, b, bytes, 4, ties, 64, pf, 16);
             else if (es == 4)
-                gen_step_pf(&c, key, b, buf, 4, ties, 64, pf, 32);
+                gen_step_pf(&c, key, b, bytes, 4, ties, 64, pf, 32);
             else
-                gen_step_pf(&c, key, b, buf, 4, ties, 64, pf, 64);
+                gen_step_pf(&c, key, b, bytes, 4, ties, 64, pf, 64);
         } else {
-            gen_loop(&c, key, b, nb, buf, ties);
+            gen_loop(&c, key, b, nb, bytes, ties);
         }
-        apply(x + (size_t)j * es, y + (size_t)j * es, cnt, buf, ph, s);
+        apply(x + (size_t)j * es, y + (size_t)j * es, cnt, bytes, ph, s);
         j += cnt;
         b += (uint64_t)nb;
         ph = 0;
@@ -453,12 +455,15 @@ static inline __attribute__((always_inline)) void fused_body(const cd_key *key, 
 }
 
 static inline __attribute__((always_inline)) void fused(const cd_key *key, uint64_t e0, const void *xv, void *yv,
-                                                        int64_t n, double s, size_t es, apply_fn apply)
+                                                        int64_t n, double s, uint8_t *bits_out, size_t es,
+                                                        apply_fn apply)
 {
     const char *x = (const char *)xv;
     char *y = (char *)yv;
     if (n <= 0)
         return;
+    if (key->mode != CD_MASK_PHILOX && bits_out != NULL)
+        memset(bits_out, key->mode == CD_MASK_KEEP_ALL ? 0xff : 0x00, (size_t)(((e0 & 7) + (uint64_t)n + 7) >> 3));
     if (key->mode == CD_MASK_DROP_ALL) {
         memset(y, 0, (size_t)n * es);
         return;
@@ -471,29 +476,34 @@ static inline __attribute__((always_inline)) void fused(const cd_key *key, uint6
         return;
     }
     if (key->tlo != 0)
-        fused_body(key, e0, x, y, n, s, es, apply, 1);
+        fused_body(key, e0, x, y, n, s, bits_out, es, apply, 1);
     else
-        fused_body(key, e0, x, y, n, s, es, apply, 0);
+        fused_body(key, e0, x, y, n, s, bits_out, es, apply, 0);
 }
 
-static void fused_f16(const cd_key *key, uint64_t e0, const void *x, void *y, int64_t n, double s)
+static void fused_f16(const cd_key *key, uint64_t e0, const void *x, void *y, int64_t n, double s,
+                      uint8_t *bits_out)
 {
-    fused(key, e0, x, y, n, s, 2, apply_f16);
+    fused(key, e0, x, y, n, s, bits_out, 2, apply_f16);
 }
 
-static void fused_f32(const cd_key *key, uint64_t e0, const void *x, void *y, int64_t n, double s)
+static void fused_f32(const cd_key *key, uint64_t e0, const void *x, void *y, int64_t n, double s,
+                      uint8_t *bits_out)
 {
-    fused(key, e0, x, y, n, s, 4, apply_f32);
+    fused(key, e0, x, y, n, s, bits_out, 4, apply_f32);
 }
 
-static void fused_f64(const cd_key *key, uint64_t e0, const void *x, void *y, int64_t n, double s)
+static void fused_f64(const cd_key *key, uint64_t e0, const void *x, void *y, int64_t n, double s,
+                      uint8_t *bits_out)
 {
-    fused(key, e0, x, y, n, s, 8, apply_f64);
+    fused(key, e0, x, y, n, s, bits_out, 8, apply_f64);
 }
 
 /* Until kernels.h has a slot for them (proposed: cd_fused_fn fused[CD_NDTYPES] in cd_kernels). */
-extern void (*const cd_fused_avx512[CD_NDTYPES])(const cd_key *, uint64_t, const void *, void *, int64_t, double);
-void (*const cd_fused_avx512[CD_NDTYPES])(const cd_key *, uint64_t, const void *, void *, int64_t, double) = {
+extern void (*const cd_fused_avx512[CD_NDTYPES])(const cd_key *, uint64_t, const void *, void *, int64_t, double,
+                                                    uint8_t *);
+void (*const cd_fused_avx512[CD_NDTYPES])(const cd_key *, uint64_t, const void *, void *, int64_t, double,
+                                                    uint8_t *) = {
     fused_f16, fused_f32, fused_f64};
 
 const cd_kernels cd_kernels_avx512 = {

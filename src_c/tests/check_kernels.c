@@ -23,23 +23,22 @@
 static const cd_kernels *isas[CD_NISA];
 
 /* Fused forward kernels (proposed for cd_kernels; exported by the ISA files until then). */
-typedef void (*fused_fn)(const cd_key *, uint64_t, const void *, void *, int64_t, double);
-extern void (*const cd_fused_avx512[CD_NDTYPES])(const cd_key *, uint64_t, const void *, void *, int64_t, double);
-extern void (*const cd_fused_avx2[CD_NDTYPES])(const cd_key *, uint64_t, const void *, void *, int64_t, double);
+typedef void (*fused_fn)(const cd_key *, uint64_t, const void *, void *, int64_t, double, uint8_t *);
+extern void (*const cd_fused_avx512[CD_NDTYPES])(const cd_key *, uint64_t, const void *, void *, int64_t, double, uint8_t *);
+extern void (*const cd_fused_avx2[CD_NDTYPES])(const cd_key *, uint64_t, const void *, void *, int64_t, double, uint8_t *);
 static fused_fn fused_of(int isa, int dt)
 {
     return isa == CD_ISA_AVX512 ? cd_fused_avx512[dt] : isa == CD_ISA_AVX2 ? cd_fused_avx2[dt] : NULL;
 }
 
 /* Reference fused forward: portable gen + portable apply. */
-static void fused_ref(const cd_key *key, uint64_t e0, const void *x, void *y, int64_t n, int dt, double s)
+static void fused_ref(const cd_key *key, uint64_t e0, const void *x, void *y, int64_t n, int dt, double s,
+                      uint8_t *bits)
 {
     int ph = (int)(e0 & 7);
-    int64_t nb = (ph + n + 7) / 8;
-    uint8_t *bits = malloc((size_t)nb + 1);
+    int64_t nb = n > 0 ? (ph + n + 7) / 8 : 0;
     cd_kernels_portable.gen(key, e0 >> 3, nb, bits);
     cd_kernels_portable.apply[dt](x, y, n, bits, ph, s);
-    free(bits);
 }
 static const char *only_isa = NULL;
 static long failures = 0, checks = 0;
@@ -369,7 +368,8 @@ static void check_scale_one(int dt, int64_t n, int xoff_mode)
     guard_free(ry);
 }
 
-static void check_fused_one(int dt, const cd_key *key, uint64_t e0, int64_t n, int inplace, int xoff_mode)
+static void check_fused_one(int dt, const cd_key *key, uint64_t e0, int64_t n, int inplace, int xoff_mode,
+                            int with_bits)
 {
     size_t es = esize(dt), bytes = (size_t)n * es;
     region rx = guard_alloc(bytes + 64);
@@ -377,21 +377,25 @@ static void check_fused_one(int dt, const cd_key *key, uint64_t e0, int64_t n, i
     fill_special(dt, x, n);
     double s = pick_scale(dt);
     unsigned char *ref = malloc(bytes + 1), *xin = malloc(bytes + 1), *buf = malloc(bytes + 128 + es);
+    int64_t nb = n > 0 ? (int64_t)(((e0 & 7) + (uint64_t)n + 7) / 8) : 0;
+    uint8_t *bref = malloc((size_t)nb + 1), *bgot = malloc((size_t)nb + 64);
     memcpy(xin, x, bytes);
-    fused_ref(key, e0, xin, ref, n, dt, s);
+    fused_ref(key, e0, xin, ref, n, dt, s, bref);
     for (int i = 1; i < CD_NISA; i++) {
         if (!isas[i])
             continue;
         fused_fn f = fused_of(i, dt);
         unsigned char *y;
+        uint8_t *bo = with_bits ? bgot : NULL;
+        memset(bgot, 0xA5, (size_t)nb + 64);
         if (inplace) {
             memcpy(x, xin, bytes);
             y = x;
-            f(key, e0, x, x, n, s);
+            f(key, e0, x, x, n, s, bo);
         } else {
             memset(buf, 0xA5, bytes + 128 + es);
             y = buf + 64 + (xoff_mode == 2 ? es : 0);
-            f(key, e0, x, y, n, s);
+            f(key, e0, x, y, n, s, bo);
             for (int k = 0; k < 64; k++)
                 if (y[-1 - k] != 0xA5 || y[bytes + k] != 0xA5) {
                     FAIL("fused %s %s n=%lld: wrote outside", isas[i]->name, dname(dt), (long long)n);
@@ -406,10 +410,28 @@ static void check_fused_one(int dt, const cd_key *key, uint64_t e0, int64_t n, i
             FAIL("fused %s %s e0=%llu n=%lld mode=%d thi=%u tlo=%u: elem %zu differs", isas[i]->name, dname(dt),
                  (unsigned long long)e0, (long long)n, key->mode, key->thi, key->tlo, j);
         }
+        if (with_bits) {
+            if (memcmp(bgot, bref, (size_t)nb) != 0)
+                FAIL("fused %s %s e0=%llu n=%lld: bits_out differs", isas[i]->name, dname(dt), (unsigned long long)e0,
+                     (long long)n);
+            for (int k = 0; k < 64; k++)
+                if (bgot[nb + k] != 0xA5) {
+                    FAIL("fused %s %s n=%lld: wrote past bits_out", isas[i]->name, dname(dt), (long long)n);
+                    break;
+                }
+        } else {
+            for (int k = 0; k < 64; k++)
+                if (bgot[k] != 0xA5) {
+                    FAIL("fused %s: wrote to a bits_out it was not given", isas[i]->name);
+                    break;
+                }
+        }
     }
     free(ref);
     free(xin);
     free(buf);
+    free(bref);
+    free(bgot);
     guard_free(rx);
 }
 
@@ -433,14 +455,14 @@ static void test_fused(int quick)
                 case 2: e0 = (uint64_t)0 - (uint64_t)ns[i] - 8 - (rnd32() % 100); break; /* blocks end near 2^61 */
                 default: e0 = rnd64() >> 4; break;
                 }
-                check_fused_one(dt, &key, e0, ns[i], (int)(rnd32() & 1), (int)(rnd32() % 3));
+                check_fused_one(dt, &key, e0, ns[i], (int)(rnd32() & 1), (int)(rnd32() % 3), (int)(rnd32() & 1));
             }
     /* ties through the fused path: many elements with Tlo != 0 */
     for (int r = 0; r < (quick ? 2 : 8); r++) {
         cd_key key = random_key();
         if (key.tlo == 0)
             key.tlo = 0x4321;
-        check_fused_one(r % 3, &key, rnd64() >> 8, (1 << 19) + 3 * r, r & 1, 0);
+        check_fused_one(r % 3, &key, rnd64() >> 8, (1 << 19) + 3 * r, r & 1, 0, r & 2);
     }
 }
 
@@ -582,10 +604,10 @@ static void bench(int64_t big)
             ROW(nm, t, big);
             if (i > 0) {
                 fused_fn f = fused_of(i, dt);
-                t = BEST(7, 2000, f(&key_lo, (uint64_t)i_ * tile, x1, x1, tile, 1.0));
+                t = BEST(7, 2000, f(&key_lo, (uint64_t)i_ * tile, x1, x1, tile, 1.0, NULL));
                 snprintf(nm, sizeof nm, "fused %s L1 tile", dname(dt));
                 ROW(nm, t, tile);
-                t = BEST(3, 2, f(&key_lo, 0, xb, xb, big, 1.0));
+                t = BEST(3, 2, f(&key_lo, 0, xb, xb, big, 1.0, NULL));
                 snprintf(nm, sizeof nm, "fused %s big in place", dname(dt));
                 ROW(nm, t, big);
             }
