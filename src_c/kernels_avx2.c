@@ -394,9 +394,10 @@ static void scale_f16(void *yv, int64_t n, double sd)
 }
 
 /* ------------------------------------------------------------------------------------------ */
-/* fused forward from a key (proposed interface): y[j] = keep(e0 + j) ? x[j] * s : +0.0, e0 = the
- * global element index of x[0]. Chunks of 64 blocks (512 elements): gen into a 64-byte buffer while
- * the input PF_AHEAD chunks later is prefetched, then apply. See kernels_avx512.c. */
+/* fused forward from a key (a proposed addition to cd_kernels, semantics in kernels_avx512.c):
+ * y[j] = keep(e0 + j) ? x[j] * s : +0.0, optional bits_out. Chunks of 64 blocks (512 elements): gen
+ * (four 16-block steps) into a 64-byte buffer while the input PF_AHEAD chunks later is prefetched,
+ * then apply. */
 
 #define FUSED_CHUNK 512
 #ifndef PF_AHEAD
