@@ -1,6 +1,7 @@
 /* Standalone check + micro-benchmark of the kernel sets (not part of the build).
  *
- *   sh src_c/tests/build_check.sh && ./build/check_kernels [--bench] [--quick]
+ *   sh src_c/tests/build_check.sh && ./build/check_kernels [--quick] [--isa=NAME]
+ *   ./build/check_kernels --no-check --bench [--big=ELEMENTS] [--threads=N] [--isa=NAME]
  *
  * Every ISA the CPU has is compared bit for bit against the portable kernels: gen (random keys,
  * thresholds with Tlo == 0 and != 0, ties forced at chosen blocks and halves, b0 near 2^32 and 2^61,
@@ -16,6 +17,9 @@
 #include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 #include "../kernels.h"
 #include "../philox.h"
@@ -543,6 +547,27 @@ static double now(void)
         best_;                                                                                         \
     })
 
+/* The big-array rows run on g_threads OpenMP threads (when built with -fopenmp), each on its own
+ * 1024-aligned part [lo, hi) of the array, like the driver splits. */
+static int g_threads = 1;
+#ifdef _OPENMP
+#define PAR_PARTS(big, lo, hi, stmt)                                                                   \
+    do {                                                                                               \
+        _Pragma("omp parallel num_threads(g_threads)")                                                 \
+        {                                                                                              \
+            int64_t tiles_ = (big) / 1024, t_ = omp_get_thread_num(), nt_ = omp_get_num_threads();     \
+            int64_t lo = tiles_ * t_ / nt_ * 1024, hi = t_ == nt_ - 1 ? (big) : tiles_ * (t_ + 1) / nt_ * 1024; \
+            stmt;                                                                                      \
+        }                                                                                              \
+    } while (0)
+#else
+#define PAR_PARTS(big, lo, hi, stmt)                                                                   \
+    do {                                                                                               \
+        int64_t lo = 0, hi = (big);                                                                    \
+        stmt;                                                                                          \
+    } while (0)
+#endif
+
 static void bench(int64_t big)
 {
     cd_key key = {0x12345678u, 0x9abcdef0u, 7, 0, 0x8000u, 0, CD_MASK_PHILOX};
@@ -567,7 +592,7 @@ static void bench(int64_t big)
         ROW("gen L1 tile (p=.5,Tlo=0)", t, tile);
         t = BEST(7, 2000, K->gen(&key_lo, 1000 + (uint64_t)i_ * 128, tile / 8, bits));
         ROW("gen L1 tile (p=.1,Tlo!=0)", t, tile);
-        t = BEST(3, 2, K->gen(&key_lo, 0, big / 8, bits));
+        t = BEST(3, 2, PAR_PARTS(big, lo, hi, K->gen(&key_lo, (uint64_t)lo / 8, (hi - lo) / 8, bits + lo / 8)));
         ROW("gen big (p=.1)", t, big);
         for (int dt = 0; dt < CD_NDTYPES; dt++) {
             char nm[64];
@@ -578,13 +603,16 @@ static void bench(int64_t big)
             t = BEST(7, 4000, K->apply[dt](x1, x1, tile, bits, 0, 1.0));
             snprintf(nm, sizeof nm, "apply %s L1 in place", dname(dt));
             ROW(nm, t, tile);
-            t = BEST(3, 2, K->apply[dt](xb, xb, big, bits, 0, 1.0));
+            t = BEST(3, 2, PAR_PARTS(big, lo, hi, {
+                char *p = (char *)xb + lo * (int64_t)esize(dt);
+                K->apply[dt](p, p, hi - lo, bits + lo / 8, 0, 1.0);
+            }));
             snprintf(nm, sizeof nm, "apply %s big in place", dname(dt));
             ROW(nm, t, big);
             t = BEST(7, 4000, K->scale[dt](x1, tile, 1.0));
             snprintf(nm, sizeof nm, "scale %s L1", dname(dt));
             ROW(nm, t, tile);
-            t = BEST(3, 2, K->scale[dt](xb, big, 1.0));
+            t = BEST(3, 2, PAR_PARTS(big, lo, hi, K->scale[dt]((char *)xb + lo * (int64_t)esize(dt), hi - lo, 1.0)));
             snprintf(nm, sizeof nm, "scale %s big", dname(dt));
             ROW(nm, t, big);
             /* the fused pass the driver does: gen 128 bytes, apply 1024 elements, per tile */
@@ -594,12 +622,13 @@ static void bench(int64_t big)
             });
             snprintf(nm, sizeof nm, "gen+apply %s L1 tile", dname(dt));
             ROW(nm, t, tile);
-            t = BEST(3, 2, {
-                for (int64_t o = 0; o < big; o += tile) {
-                    K->gen(&key_lo, (uint64_t)o / 8, tile / 8, bits);
-                    K->apply[dt]((char *)xb + o * esize(dt), (char *)xb + o * esize(dt), tile, bits, 0, 1.0);
+            t = BEST(3, 2, PAR_PARTS(big, lo, hi, {
+                uint8_t tb[1024 / 8];
+                for (int64_t o = lo; o < hi; o += tile) {
+                    K->gen(&key_lo, (uint64_t)o / 8, tile / 8, tb);
+                    K->apply[dt]((char *)xb + o * esize(dt), (char *)xb + o * esize(dt), tile, tb, 0, 1.0);
                 }
-            });
+            }));
             snprintf(nm, sizeof nm, "gen+apply %s big (tiled)", dname(dt));
             ROW(nm, t, big);
             if (i > 0) {
@@ -607,7 +636,10 @@ static void bench(int64_t big)
                 t = BEST(7, 2000, f(&key_lo, (uint64_t)i_ * tile, x1, x1, tile, 1.0, NULL));
                 snprintf(nm, sizeof nm, "fused %s L1 tile", dname(dt));
                 ROW(nm, t, tile);
-                t = BEST(3, 2, f(&key_lo, 0, xb, xb, big, 1.0, NULL));
+                t = BEST(3, 2, PAR_PARTS(big, lo, hi, {
+                    char *p = (char *)xb + lo * (int64_t)esize(dt);
+                    f(&key_lo, (uint64_t)lo, p, p, hi - lo, 1.0, NULL);
+                }));
                 snprintf(nm, sizeof nm, "fused %s big in place", dname(dt));
                 ROW(nm, t, big);
             }
@@ -634,6 +666,8 @@ int main(int argc, char **argv)
             only_isa = argv[i] + 6;
         else if (!strncmp(argv[i], "--big=", 6))
             big = atoll(argv[i] + 6);
+        else if (!strncmp(argv[i], "--threads=", 10))
+            g_threads = atoi(argv[i] + 10);
     }
     __builtin_cpu_init();
     isas[CD_ISA_PORTABLE] = &cd_kernels_portable;
