@@ -8,7 +8,8 @@
  * mul_epu32 ignores it), so a round is 2 multiplies, 2 shifts and 2 ternary XORs per 8 blocks with no
  * blends. Two zmm (even and odd blocks) are packed into one vector of 16 blocks (one per 32-bit lane)
  * for the threshold compare, which is done on 16-bit halves directly (_mm512_cmplt_epu16_mask gives
- * both halves of a word at once). Ties (u == Thi) go to the scalar side path only when Tlo != 0.
+ * both halves of a word at once; BMI2 pdep turns the masks into keep bytes). Ties (u == Thi) go to the
+ * scalar side path only when Tlo != 0.
  *
  * apply: masked multiplies, the __mmask16 / __mmask8 read straight from the bit bytes once the bit
  * phase is at a byte boundary; head and tail with masked loads and stores (never touching memory
@@ -27,7 +28,7 @@
 /* gen */
 
 typedef struct {
-    __m512i k0[10], k1[10];  /* round keys broadcast to 64-bit lanes (only the low dword matters) */
+    __m512i k0[10], k1[10];  /* round keys in every dword */
     __m512i r0c0;            /* round 1: hi(M1 * s0) ^ k0, xored into the counter's word 1 */
     __m512i r0c2;            /* round 1: s1 ^ k1 */
     __m512i r1c1;            /* round 1's new word 1 = lo(M1 * s0) (same for all blocks) ^ round 2 key k0 */
@@ -40,8 +41,8 @@ static void gen_ctx_init(gen_ctx *c, const cd_key *key)
 {
     uint32_t k0 = key->k0, k1 = key->k1;
     for (int r = 0; r < 10; r++) {
-        c->k0[r] = _mm512_set1_epi64((long long)k0);
-        c->k1[r] = _mm512_set1_epi64((long long)k1);
+        c->k0[r] = _mm512_set1_epi32((int)k0);
+        c->k1[r] = _mm512_set1_epi32((int)k1);
         k0 += CD_PHILOX_W0;
         k1 += CD_PHILOX_W1;
     }
@@ -90,7 +91,7 @@ static inline __attribute__((always_inline)) void philox_blocks(const gen_ctx *c
         c3[g] = p0;
     }
 #pragma GCC unroll 8
-    for (int r = 2; r < 10; r++) {
+    for (int r = 2; r < 9; r++) {
         const __m512i k0 = c->k0[r], k1 = c->k1[r];
         if (PFL > 0 && pf != NULL)
 #pragma GCC unroll 16
@@ -106,27 +107,43 @@ static inline __attribute__((always_inline)) void philox_blocks(const gen_ctx *c
             c3[g] = p0;
         }
     }
-    /* pack even/odd groups: lane 2k <- even block 2k (low dword of qword k), lane 2k+1 <- odd block */
+    /* round 10, packing the even (A) and odd (B) groups of each 16 into one vector on the way: lane
+     * 2k <- A's qword k, lane 2k + 1 <- B's qword k. LO takes the low dwords (A's in place, B's moved
+     * up), HIP the high dwords (A's moved down, B's in place), so the hi-extracting shifts of this
+     * round become the packing shuffles. The keys are in both dwords of their qword. */
+#define LO(a, b) _mm512_mask_shuffle_epi32((a), 0xAAAA, (b), _MM_PERM_CCAA)
+#define HIP(a, b) _mm512_mask_shuffle_epi32((b), 0x5555, (a), _MM_PERM_DDBB)
 #pragma GCC unroll 4
     for (int p = 0; p < NP; p++) {
-        w[0][p] = _mm512_mask_shuffle_epi32(c0[2 * p], 0xAAAA, c0[2 * p + 1], _MM_PERM_CCAA);
-        w[1][p] = _mm512_mask_shuffle_epi32(c1[2 * p], 0xAAAA, c1[2 * p + 1], _MM_PERM_CCAA);
-        w[2][p] = _mm512_mask_shuffle_epi32(c2[2 * p], 0xAAAA, c2[2 * p + 1], _MM_PERM_CCAA);
-        w[3][p] = _mm512_mask_shuffle_epi32(c3[2 * p], 0xAAAA, c3[2 * p + 1], _MM_PERM_CCAA);
+        const int A = 2 * p, B = 2 * p + 1;
+        __m512i p0a = _mm512_mul_epu32(c0[A], M0), p0b = _mm512_mul_epu32(c0[B], M0);
+        __m512i p1a = _mm512_mul_epu32(c2[A], M1), p1b = _mm512_mul_epu32(c2[B], M1);
+        w[0][p] = XOR3(HIP(p1a, p1b), LO(c1[A], c1[B]), c->k0[9]);
+        w[1][p] = LO(p1a, p1b);
+        w[2][p] = XOR3(HIP(p0a, p0b), LO(c3[A], c3[B]), c->k1[9]);
+        w[3][p] = LO(p0a, p0b);
     }
+#undef LO
+#undef HIP
 }
 
-/* Keep bytes (ignoring ties) of 16 blocks, one per 32-bit lane, in the low byte of each lane. */
-static inline __attribute__((always_inline)) __m128i lt_bytes(const gen_ctx *c, __m512i w0, __m512i w1,
-                                                              __m512i w2, __m512i w3)
+/* Keep bytes (ignoring ties) of 16 blocks (block l in 32-bit lane l of each word) to dst[0..16).
+ * The 16-bit compare of word i gives bit 2l (half 2i of block l) and bit 2l + 1 (half 2i + 1); pdep
+ * spreads those bit pairs to bits 2i, 2i + 1 of byte l. Done in general registers (kmov + BMI2, fast on
+ * every AVX-512 CPU) this measured 6% faster than assembling the bytes in zmm (masked adds + vpmovdb):
+ * the vector ports are the bottleneck of the Philox rounds. */
+static inline __attribute__((always_inline)) void lt_bytes(const gen_ctx *c, __m512i w0, __m512i w1, __m512i w2,
+                                                           __m512i w3, uint8_t *dst)
 {
-    /* per 32-bit lane: bit 2i in the low 16-bit half (half 2i), bit 2i + 1 in the high half */
-    __m512i r = _mm512_maskz_mov_epi16(_mm512_cmplt_epu16_mask(w0, c->thi16), _mm512_set1_epi32(0x00020001));
-    r = _mm512_mask_add_epi16(r, _mm512_cmplt_epu16_mask(w1, c->thi16), r, _mm512_set1_epi32(0x00080004));
-    r = _mm512_mask_add_epi16(r, _mm512_cmplt_epu16_mask(w2, c->thi16), r, _mm512_set1_epi32(0x00200010));
-    r = _mm512_mask_add_epi16(r, _mm512_cmplt_epu16_mask(w3, c->thi16), r, _mm512_set1_epi32(0x00800040));
-    r = _mm512_or_si512(r, _mm512_srli_epi32(r, 16));
-    return _mm512_cvtepi32_epi8(r);
+    const uint32_t m0 = _cvtmask32_u32(_mm512_cmplt_epu16_mask(w0, c->thi16));
+    const uint32_t m1 = _cvtmask32_u32(_mm512_cmplt_epu16_mask(w1, c->thi16));
+    const uint32_t m2 = _cvtmask32_u32(_mm512_cmplt_epu16_mask(w2, c->thi16));
+    const uint32_t m3 = _cvtmask32_u32(_mm512_cmplt_epu16_mask(w3, c->thi16));
+    const uint64_t s0 = 0x0303030303030303ull, s1 = s0 << 2, s2 = s0 << 4, s3 = s0 << 6;
+    uint64_t lo = _pdep_u64(m0, s0) | _pdep_u64(m1, s1) | _pdep_u64(m2, s2) | _pdep_u64(m3, s3);
+    uint64_t hi = _pdep_u64(m0 >> 16, s0) | _pdep_u64(m1 >> 16, s1) | _pdep_u64(m2 >> 16, s2) | _pdep_u64(m3 >> 16, s3);
+    memcpy(dst, &lo, 8);
+    memcpy(dst + 8, &hi, 8);
 }
 
 /* Rare path: some half of these 16 blocks equals Thi and Tlo != 0. out[0..nlanes) already hold the
@@ -151,10 +168,9 @@ static inline __attribute__((always_inline)) void gen_step_pf(const gen_ctx *c, 
     philox_blocks(c, b, NP, w, pf, PFL);
 #pragma GCC unroll 4
     for (int p = 0; p < NP; p++) {
-        __m128i bytes = lt_bytes(c, w[0][p], w[1][p], w[2][p], w[3][p]);
         uint8_t buf[16];
         uint8_t *dst = nout < 16 ? buf : out + 16 * p;
-        _mm_storeu_si128((__m128i *)dst, bytes);
+        lt_bytes(c, w[0][p], w[1][p], w[2][p], w[3][p], dst);
         if (ties) {
             __mmask32 e0 = _mm512_cmpeq_epi16_mask(w[0][p], c->thi16);
             __mmask32 e1 = _mm512_cmpeq_epi16_mask(w[1][p], c->thi16);
