@@ -33,8 +33,9 @@ typedef struct {
     __m512i r0c2;            /* round 1: s1 ^ k1 */
     __m512i r1c1;            /* round 1's new word 1 = lo(M1 * s0) (same for all blocks) ^ round 2 key k0 */
     __m512i thi16;           /* Thi in every 16-bit lane */
-    __m512i lane_even;       /* 0, 2, ..., 14 (64-bit) */
-    __m512i lane_odd;        /* 1, 3, ..., 15 */
+    __m512i lane[8];         /* block offsets of group g (64-bit lanes), see philox_blocks */
+    __m512i m0lane[8];       /* M0 * lane[g] (64-bit products) */
+    uint32_t r0c0s;          /* r0c0 as a scalar */
 } gen_ctx;
 
 static void gen_ctx_init(gen_ctx *c, const cd_key *key)
@@ -47,72 +48,133 @@ static void gen_ctx_init(gen_ctx *c, const cd_key *key)
         k1 += CD_PHILOX_W1;
     }
     uint64_t p1 = (uint64_t)CD_PHILOX_M1 * key->s0;
-    c->r0c0 = _mm512_set1_epi64((long long)(((uint32_t)(p1 >> 32)) ^ key->k0));
+    c->r0c0s = ((uint32_t)(p1 >> 32)) ^ key->k0;
+    c->r0c0 = _mm512_set1_epi64((long long)c->r0c0s);
     c->r0c2 = _mm512_set1_epi64((long long)(key->s1 ^ key->k1));
     c->r1c1 = _mm512_set1_epi64((long long)((uint32_t)p1 ^ (uint32_t)(key->k0 + CD_PHILOX_W0)));
     c->thi16 = _mm512_set1_epi16((short)key->thi);
-    c->lane_even = _mm512_setr_epi64(0, 2, 4, 6, 8, 10, 12, 14);
-    c->lane_odd = _mm512_setr_epi64(1, 3, 5, 7, 9, 11, 13, 15);
+    /* group 2p holds the even blocks of the p-th 16 of a step, group 2p + 1 the odd ones */
+    for (int g = 0; g < 8; g++) {
+        const long long o = 16 * (g >> 1) + (g & 1);
+        c->lane[g] = _mm512_setr_epi64(o, o + 2, o + 4, o + 6, o + 8, o + 10, o + 12, o + 14);
+        c->m0lane[g] = _mm512_mul_epu32(c->lane[g], _mm512_set1_epi64(CD_PHILOX_M0));
+    }
 }
 
 #define XOR3(a, b, c) _mm512_ternarylogic_epi64((a), (b), (c), 0x96)
 /* hi dword of each 64-bit product to the low half (a shuffle instead would do as well: measured equal) */
 #define HI(p) _mm512_srli_epi64((p), 32)
 
-/* NP * 16 blocks starting at b: the four output words of block b + 16 * p + l in lane l of w[i][p]. */
+/* Round r (0-based, r >= 2) of the NG groups, the general form. */
+#define ROUND(r)                                                                                        \
+    do {                                                                                                \
+        const __m512i k0_ = c->k0[r], k1_ = c->k1[r];                                                   \
+        PREFETCH_ROUND(r);                                                                              \
+        _Pragma("GCC unroll 8") for (int g = 0; g < NG; g++)                                           \
+        {                                                                                               \
+            __m512i p0 = _mm512_mul_epu32(c0[g], M0);                                                   \
+            __m512i p1 = _mm512_mul_epu32(c2[g], M1);                                                   \
+            c0[g] = XOR3(HI(p1), c1[g], k0_);                                                           \
+            c1[g] = p1;                                                                                 \
+            c2[g] = XOR3(HI(p0), c3[g], k1_);                                                           \
+            c3[g] = p0;                                                                                 \
+        }                                                                                               \
+    } while (0)
+
 /* pf, when not NULL: PFL cache lines from pf on are prefetched (to L2), spread over rounds 3..10 so
  * that memory requests stay in flight while the multipliers work (the fused kernels). */
+#define PREFETCH_ROUND(r)                                                                               \
+    do {                                                                                                \
+        if (PFL > 0 && pf != NULL)                                                                      \
+            _Pragma("GCC unroll 16") for (int q = ((r) - 2) * PFL / 8; q < ((r) - 1) * PFL / 8; q++)   \
+                _mm_prefetch(pf + 64 * q, PF_HINT);                                                     \
+    } while (0)
+
+/* NP * 16 blocks starting at b: the four output words of block b + 16 * p + l in lane l of w[i][p].
+ *
+ * Usually counter words 1..3 (b >> 32 and the stream) are the same in every lane of a step; then
+ * rounds 1 and 2 are mostly scalar: after round 1, word 0 (hi(M1 * s0) ^ (b >> 32) ^ k0) and word 1
+ * (lo(M1 * s0)) are the same for all blocks, so round 2's M0 product is one scalar multiply, and
+ * round 1's M0 * (b + l) is M0 * b (scalar) + M0 * l (a constant): one 64-bit add. This saves 6 of
+ * about 65 vector operations per 8 blocks. A step whose low counter words wrap past 2^32 takes the
+ * general path. */
 static inline __attribute__((always_inline)) void philox_blocks(const gen_ctx *c, uint64_t b, int NP,
                                                                 __m512i w[4][4], const char *pf, int PFL)
 {
     const __m512i M0 = _mm512_set1_epi64(CD_PHILOX_M0), M1 = _mm512_set1_epi64(CD_PHILOX_M1);
     __m512i c0[8], c1[8], c2[8], c3[8];
     const int NG = 2 * NP;
-    const __m512i base = _mm512_set1_epi64((long long)b);
+    if (__builtin_expect((uint32_t)b <= 0xffffffffu - (uint32_t)(16 * NP - 1), 1)) {
+        /* round 1 */
+        const __m512i pb = _mm512_set1_epi64((long long)((uint64_t)CD_PHILOX_M0 * (uint32_t)b));
 #pragma GCC unroll 8
-    for (int g = 0; g < NG; g++) {
-        /* group 2p holds the even blocks of the p-th 16, group 2p + 1 the odd ones */
-        __m512i ctr = _mm512_add_epi64(base, (g & 1) ? c->lane_odd : c->lane_even);
-        ctr = _mm512_add_epi64(ctr, _mm512_set1_epi64(16 * (g >> 1)));
+        for (int g = 0; g < NG; g++) {
+            __m512i p0 = _mm512_add_epi64(pb, c->m0lane[g]); /* M0 * (b + lane), b + lane < 2^32 */
+            c2[g] = _mm512_xor_si512(HI(p0), c->r0c2);
+            c3[g] = p0;
+        }
+        /* round 2: word 0 = w0 (scalar), word 1 = lo(M1 * s0) for every block */
+        const uint32_t w0 = c->r0c0s ^ (uint32_t)(b >> 32);
+        const uint64_t q0 = (uint64_t)CD_PHILOX_M0 * w0;
+        const __m512i x2 = _mm512_set1_epi64((long long)((uint32_t)(q0 >> 32)));
+#pragma GCC unroll 8
+        for (int g = 0; g < NG; g++) {
+            __m512i p1 = _mm512_mul_epu32(c2[g], M1);
+            c0[g] = _mm512_xor_si512(HI(p1), c->r1c1);
+            c1[g] = p1;
+            c2[g] = XOR3(c3[g], x2, c->k1[1]);
+        }
+        /* round 3: word 3 = lo(q0) for every block */
+        {
+            const __m512i k0_ = c->k0[2];
+            const __m512i x3 = _mm512_xor_si512(_mm512_set1_epi64((long long)(uint32_t)q0), c->k1[2]);
+            PREFETCH_ROUND(2);
+#pragma GCC unroll 8
+            for (int g = 0; g < NG; g++) {
+                __m512i p0 = _mm512_mul_epu32(c0[g], M0);
+                __m512i p1 = _mm512_mul_epu32(c2[g], M1);
+                c0[g] = XOR3(HI(p1), c1[g], k0_);
+                c1[g] = p1;
+                c2[g] = _mm512_xor_si512(HI(p0), x3);
+                c3[g] = p0;
+            }
+        }
+    } else {
+        const __m512i base = _mm512_set1_epi64((long long)b);
         /* round 1: counter words 2, 3 are the constant stream words */
-        __m512i p0 = _mm512_mul_epu32(ctr, M0);
-        c0[g] = _mm512_xor_si512(_mm512_srli_epi64(ctr, 32), c->r0c0);
-        c2[g] = _mm512_xor_si512(HI(p0), c->r0c2);
-        c3[g] = p0;
-    }
-    /* round 2: word 1 is the same constant for every block */
 #pragma GCC unroll 8
-    for (int g = 0; g < NG; g++) {
-        __m512i p0 = _mm512_mul_epu32(c0[g], M0);
-        __m512i p1 = _mm512_mul_epu32(c2[g], M1);
-        c0[g] = _mm512_xor_si512(HI(p1), c->r1c1);
-        c1[g] = p1;
-        c2[g] = XOR3(HI(p0), c3[g], c->k1[1]);
-        c3[g] = p0;
-    }
-#pragma GCC unroll 8
-    for (int r = 2; r < 9; r++) {
-        const __m512i k0 = c->k0[r], k1 = c->k1[r];
-        if (PFL > 0 && pf != NULL)
-#pragma GCC unroll 16
-            for (int q = (r - 2) * PFL / 8; q < (r - 1) * PFL / 8; q++)
-                _mm_prefetch(pf + 64 * q, PF_HINT);
+        for (int g = 0; g < NG; g++) {
+            __m512i ctr = _mm512_add_epi64(base, c->lane[g]);
+            __m512i p0 = _mm512_mul_epu32(ctr, M0);
+            c0[g] = _mm512_xor_si512(_mm512_srli_epi64(ctr, 32), c->r0c0);
+            c2[g] = _mm512_xor_si512(HI(p0), c->r0c2);
+            c3[g] = p0;
+        }
+        /* round 2: word 1 is the same constant for every block */
 #pragma GCC unroll 8
         for (int g = 0; g < NG; g++) {
             __m512i p0 = _mm512_mul_epu32(c0[g], M0);
             __m512i p1 = _mm512_mul_epu32(c2[g], M1);
-            c0[g] = XOR3(HI(p1), c1[g], k0);
+            c0[g] = _mm512_xor_si512(HI(p1), c->r1c1);
             c1[g] = p1;
-            c2[g] = XOR3(HI(p0), c3[g], k1);
+            c2[g] = XOR3(HI(p0), c3[g], c->k1[1]);
             c3[g] = p0;
         }
+        ROUND(2);
     }
+    ROUND(3);
+    ROUND(4);
+    ROUND(5);
+    ROUND(6);
+    ROUND(7);
+    ROUND(8);
     /* round 10, packing the even (A) and odd (B) groups of each 16 into one vector on the way: lane
      * 2k <- A's qword k, lane 2k + 1 <- B's qword k. LO takes the low dwords (A's in place, B's moved
      * up), HIP the high dwords (A's moved down, B's in place), so the hi-extracting shifts of this
      * round become the packing shuffles. The keys are in both dwords of their qword. */
 #define LO(a, b) _mm512_mask_shuffle_epi32((a), 0xAAAA, (b), _MM_PERM_CCAA)
 #define HIP(a, b) _mm512_mask_shuffle_epi32((b), 0x5555, (a), _MM_PERM_DDBB)
+    PREFETCH_ROUND(9);
 #pragma GCC unroll 4
     for (int p = 0; p < NP; p++) {
         const int A = 2 * p, B = 2 * p + 1;
