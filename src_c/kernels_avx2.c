@@ -23,90 +23,152 @@
 /* gen */
 
 typedef struct {
-    __m256i k0[10], k1[10];  /* round keys in 64-bit lanes (only the low dword matters) */
+    __m256i k0[10], k1[10];  /* round keys in every dword */
     __m256i r0c0, r0c2, r1c1; /* the constant parts of rounds 1 and 2, see kernels_avx512.c */
     __m256i thi16;           /* Thi in every 16-bit lane */
     __m256i thi16x;          /* Thi ^ 0x8000 (for the signed compare) */
-    __m256i lane_even, lane_odd;
+    __m256i lane[4];         /* block offsets of group g (64-bit lanes) */
+    __m256i m0lane[4];       /* M0 * lane[g] */
+    uint32_t r0c0s;          /* r0c0 as a scalar */
 } gen_ctx;
 
 static void gen_ctx_init(gen_ctx *c, const cd_key *key)
 {
     uint32_t k0 = key->k0, k1 = key->k1;
     for (int r = 0; r < 10; r++) {
-        c->k0[r] = _mm256_set1_epi64x((long long)k0);
-        c->k1[r] = _mm256_set1_epi64x((long long)k1);
+        c->k0[r] = _mm256_set1_epi32((int)k0);
+        c->k1[r] = _mm256_set1_epi32((int)k1);
         k0 += CD_PHILOX_W0;
         k1 += CD_PHILOX_W1;
     }
     uint64_t p1 = (uint64_t)CD_PHILOX_M1 * key->s0;
-    c->r0c0 = _mm256_set1_epi64x((long long)(((uint32_t)(p1 >> 32)) ^ key->k0));
+    c->r0c0s = ((uint32_t)(p1 >> 32)) ^ key->k0;
+    c->r0c0 = _mm256_set1_epi64x((long long)c->r0c0s);
     c->r0c2 = _mm256_set1_epi64x((long long)(key->s1 ^ key->k1));
     c->r1c1 = _mm256_set1_epi64x((long long)((uint32_t)p1 ^ (uint32_t)(key->k0 + CD_PHILOX_W0)));
     c->thi16 = _mm256_set1_epi16((short)key->thi);
     c->thi16x = _mm256_set1_epi16((short)(key->thi ^ 0x8000u));
-    c->lane_even = _mm256_setr_epi64x(0, 2, 4, 6);
-    c->lane_odd = _mm256_setr_epi64x(1, 3, 5, 7);
+    /* group 2p holds the even blocks of the p-th 8 of a step, group 2p + 1 the odd ones */
+    for (int g = 0; g < 4; g++) {
+        const long long o = 8 * (g >> 1) + (g & 1);
+        c->lane[g] = _mm256_setr_epi64x(o, o + 2, o + 4, o + 6);
+        c->m0lane[g] = _mm256_mul_epu32(c->lane[g], _mm256_set1_epi64x(CD_PHILOX_M0));
+    }
 }
 
 #define XOR3(a, b, c) _mm256_xor_si256(_mm256_xor_si256((a), (b)), (c))
 /* hi dword of each 64-bit product to the low half (a shuffle instead measured 6% slower) */
 #define HI(p) _mm256_srli_epi64((p), 32)
 
-/* NP * 8 blocks at b: the four output words of block b + 8 * p + l in 32-bit lane l of w[i][p]. */
 /* pf, when not NULL: PFL cache lines from pf on are prefetched (to L2), spread over rounds 3..10 (the
  * fused kernels). */
+#define PREFETCH_ROUND(r)                                                                               \
+    do {                                                                                                \
+        if (PFL > 0 && pf != NULL)                                                                      \
+            _Pragma("GCC unroll 16") for (int q = ((r) - 2) * PFL / 8; q < ((r) - 1) * PFL / 8; q++)   \
+                _mm_prefetch(pf + 64 * q, PF_HINT);                                                     \
+    } while (0)
+
+/* Round r (0-based, r >= 2) of the NG groups, the general form. */
+#define ROUND(r)                                                                                        \
+    do {                                                                                                \
+        const __m256i k0_ = c->k0[r], k1_ = c->k1[r];                                                   \
+        PREFETCH_ROUND(r);                                                                              \
+        _Pragma("GCC unroll 4") for (int g = 0; g < NG; g++)                                           \
+        {                                                                                               \
+            __m256i p0 = _mm256_mul_epu32(c0[g], M0);                                                   \
+            __m256i p1 = _mm256_mul_epu32(c2[g], M1);                                                   \
+            c0[g] = XOR3(HI(p1), c1[g], k0_);                                                           \
+            c1[g] = p1;                                                                                 \
+            c2[g] = XOR3(HI(p0), c3[g], k1_);                                                           \
+            c3[g] = p0;                                                                                 \
+        }                                                                                               \
+    } while (0)
+
+/* NP * 8 blocks at b: the four output words of block b + 8 * p + l in 32-bit lane l of w[i][p].
+ * Rounds 1 and 2 are mostly scalar when counter words 1..3 are equal in every lane, and the last
+ * round packs the even and odd groups: see kernels_avx512.c. */
 static inline __attribute__((always_inline)) void philox_blocks(const gen_ctx *c, uint64_t b, int NP,
                                                                 __m256i w[4][2], const char *pf, int PFL)
 {
     const __m256i M0 = _mm256_set1_epi64x(CD_PHILOX_M0), M1 = _mm256_set1_epi64x(CD_PHILOX_M1);
     __m256i c0[4], c1[4], c2[4], c3[4];
     const int NG = 2 * NP;
-    const __m256i base = _mm256_set1_epi64x((long long)b);
+    if (__builtin_expect((uint32_t)b <= 0xffffffffu - (uint32_t)(8 * NP - 1), 1)) {
+        const __m256i pb = _mm256_set1_epi64x((long long)((uint64_t)CD_PHILOX_M0 * (uint32_t)b));
 #pragma GCC unroll 4
-    for (int g = 0; g < NG; g++) {
-        __m256i ctr = _mm256_add_epi64(base, (g & 1) ? c->lane_odd : c->lane_even);
-        ctr = _mm256_add_epi64(ctr, _mm256_set1_epi64x(8 * (g >> 1)));
-        __m256i p0 = _mm256_mul_epu32(ctr, M0);
-        c0[g] = _mm256_xor_si256(_mm256_srli_epi64(ctr, 32), c->r0c0);
-        c2[g] = _mm256_xor_si256(HI(p0), c->r0c2);
-        c3[g] = p0;
-    }
+        for (int g = 0; g < NG; g++) {
+            __m256i p0 = _mm256_add_epi64(pb, c->m0lane[g]); /* M0 * (b + lane), b + lane < 2^32 */
+            c2[g] = _mm256_xor_si256(HI(p0), c->r0c2);
+            c3[g] = p0;
+        }
+        const uint32_t w0 = c->r0c0s ^ (uint32_t)(b >> 32);
+        const uint64_t q0 = (uint64_t)CD_PHILOX_M0 * w0;
+        const __m256i x2k = _mm256_xor_si256(_mm256_set1_epi32((int)(uint32_t)(q0 >> 32)), c->k1[1]);
 #pragma GCC unroll 4
-    for (int g = 0; g < NG; g++) {
-        __m256i p0 = _mm256_mul_epu32(c0[g], M0);
-        __m256i p1 = _mm256_mul_epu32(c2[g], M1);
-        c0[g] = _mm256_xor_si256(HI(p1), c->r1c1);
-        c1[g] = p1;
-        c2[g] = XOR3(HI(p0), c3[g], c->k1[1]);
-        c3[g] = p0;
-    }
-#pragma GCC unroll 8
-    for (int r = 2; r < 10; r++) {
-        const __m256i k0 = c->k0[r], k1 = c->k1[r];
-        if (PFL > 0 && pf != NULL)
-#pragma GCC unroll 16
-            for (int q = (r - 2) * PFL / 8; q < (r - 1) * PFL / 8; q++)
-                _mm_prefetch(pf + 64 * q, PF_HINT);
+        for (int g = 0; g < NG; g++) {
+            __m256i p1 = _mm256_mul_epu32(c2[g], M1);
+            c0[g] = _mm256_xor_si256(HI(p1), c->r1c1);
+            c1[g] = p1;
+            c2[g] = _mm256_xor_si256(c3[g], x2k);
+        }
+        {
+            const __m256i k0_ = c->k0[2];
+            const __m256i x3 = _mm256_xor_si256(_mm256_set1_epi32((int)(uint32_t)q0), c->k1[2]);
+            PREFETCH_ROUND(2);
+#pragma GCC unroll 4
+            for (int g = 0; g < NG; g++) {
+                __m256i p0 = _mm256_mul_epu32(c0[g], M0);
+                __m256i p1 = _mm256_mul_epu32(c2[g], M1);
+                c0[g] = XOR3(HI(p1), c1[g], k0_);
+                c1[g] = p1;
+                c2[g] = _mm256_xor_si256(HI(p0), x3);
+                c3[g] = p0;
+            }
+        }
+    } else {
+        const __m256i base = _mm256_set1_epi64x((long long)b);
+#pragma GCC unroll 4
+        for (int g = 0; g < NG; g++) {
+            __m256i ctr = _mm256_add_epi64(base, c->lane[g]);
+            __m256i p0 = _mm256_mul_epu32(ctr, M0);
+            c0[g] = _mm256_xor_si256(_mm256_srli_epi64(ctr, 32), c->r0c0);
+            c2[g] = _mm256_xor_si256(HI(p0), c->r0c2);
+            c3[g] = p0;
+        }
 #pragma GCC unroll 4
         for (int g = 0; g < NG; g++) {
             __m256i p0 = _mm256_mul_epu32(c0[g], M0);
             __m256i p1 = _mm256_mul_epu32(c2[g], M1);
-            c0[g] = XOR3(HI(p1), c1[g], k0);
+            c0[g] = _mm256_xor_si256(HI(p1), c->r1c1);
             c1[g] = p1;
-            c2[g] = XOR3(HI(p0), c3[g], k1);
+            c2[g] = XOR3(HI(p0), c3[g], c->k1[1]);
             c3[g] = p0;
         }
+        ROUND(2);
     }
-#define PACK(v, p) _mm256_blend_epi32((v)[2 * (p)], _mm256_shuffle_epi32((v)[2 * (p) + 1], 0xA0), 0xAA)
+    ROUND(3);
+    ROUND(4);
+    ROUND(5);
+    ROUND(6);
+    ROUND(7);
+    ROUND(8);
+    /* round 10, packing even (A) and odd (B) groups: lane 2k <- A's qword k, 2k + 1 <- B's */
+#define LO(a, b) _mm256_blend_epi32((a), _mm256_shuffle_epi32((b), 0xA0), 0xAA)
+#define HIP(a, b) _mm256_blend_epi32((b), _mm256_shuffle_epi32((a), 0xF5), 0x55)
+    PREFETCH_ROUND(9);
 #pragma GCC unroll 2
     for (int p = 0; p < NP; p++) {
-        w[0][p] = PACK(c0, p);
-        w[1][p] = PACK(c1, p);
-        w[2][p] = PACK(c2, p);
-        w[3][p] = PACK(c3, p);
+        const int A = 2 * p, B = 2 * p + 1;
+        __m256i p0a = _mm256_mul_epu32(c0[A], M0), p0b = _mm256_mul_epu32(c0[B], M0);
+        __m256i p1a = _mm256_mul_epu32(c2[A], M1), p1b = _mm256_mul_epu32(c2[B], M1);
+        w[0][p] = XOR3(HIP(p1a, p1b), LO(c1[A], c1[B]), c->k0[9]);
+        w[1][p] = LO(p1a, p1b);
+        w[2][p] = XOR3(HIP(p0a, p0b), LO(c3[A], c3[B]), c->k1[9]);
+        w[3][p] = LO(p0a, p0b);
     }
-#undef PACK
+#undef LO
+#undef HIP
 }
 
 /* 16-bit lanes of w below Thi, weighted and summed per 32-bit lane: bit 2i (low half), 2i + 1 (high). */
