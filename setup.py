@@ -21,7 +21,10 @@ from setuptools.command.build_ext import build_ext
 SRC = "src_c"
 CORE_SOURCES = [f"{SRC}/cdropout.c", f"{SRC}/kernels_portable.c"]
 # Kernel file -> the ISA flags it alone is compiled with (GCC/Clang spelling).
-X86_KERNELS = {}
+X86_KERNELS = {
+    f"{SRC}/kernels_avx2.c": ["-mavx2", "-mfma", "-mf16c", "-mbmi2"],
+    f"{SRC}/kernels_avx512.c": ["-mavx512f", "-mavx512bw", "-mavx512dq", "-mavx512vl", "-mf16c", "-mbmi2"],
+}
 
 IS_X86_64 = platform.machine().lower() in ("x86_64", "amd64")
 

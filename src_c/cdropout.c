@@ -137,6 +137,16 @@ static void do_run(const plan *pl, const char *x, char *y, int64_t n, int64_t i)
             apply_strided(pl, x, sx, y, sy, n, bits, (int)(i & 7));
         return;
     }
+    /* The set's fused kernel, where it has one. It writes whole mask bytes of global blocks, which
+     * are the output's bytes when offset % 8 == 0; bits it writes beyond this run belong to the
+     * next run (same values: the mask depends on the index only) or are padding, cleared by
+     * cd_run. Chunks of threads start at multiples of 8 elements, so no byte is shared. */
+    cd_fused_fn fused = pl->kern->fused[op->dtype];
+    if (fused != NULL && contiguous && x != NULL && (op->bits_out == NULL || (op->offset & 7) == 0)) {
+        fused(op->key, op->offset + (uint64_t)i, x, y, n, op->scale,
+              op->bits_out != NULL ? op->bits_out + (i >> 3) : NULL);
+        return;
+    }
     uint8_t buf[CD_TILE / 8 + 2];
     int64_t t = 0;
     while (t < n) {
@@ -280,6 +290,8 @@ int cd_run(const cd_op *op, const cd_exec *ex)
     for (int d = 0; d < pl.ndim; d++)
         n *= pl.shape[d];
     parallel_for(n, ex, run_chunk, &pl);
+    if (op->bits_out != NULL && (n & 7))     /* padding bits of the last byte are 0 */
+        op->bits_out[n >> 3] &= (uint8_t)((1u << (n & 7)) - 1u);
     return 0;
 }
 

@@ -552,12 +552,6 @@ static void fused_f64(const cd_key *key, uint64_t e0, const void *x, void *y, in
     fused(key, e0, x, y, n, s, bits_out, 8, apply_f64);
 }
 
-/* Until kernels.h has a slot for them (proposed: cd_fused_fn fused[CD_NDTYPES] in cd_kernels). */
-extern void (*const cd_fused_avx2[CD_NDTYPES])(const cd_key *, uint64_t, const void *, void *, int64_t, double,
-                                                    uint8_t *);
-void (*const cd_fused_avx2[CD_NDTYPES])(const cd_key *, uint64_t, const void *, void *, int64_t, double,
-                                                    uint8_t *) = {
-    fused_f16, fused_f32, fused_f64};
-
 const cd_kernels cd_kernels_avx2 = {
-    "avx2", gen_avx2, {apply_f16, apply_f32, apply_f64}, {scale_f16, scale_f32, scale_f64}};
+    "avx2", gen_avx2, {apply_f16, apply_f32, apply_f64}, {scale_f16, scale_f32, scale_f64},
+    {fused_f16, fused_f32, fused_f64}};
