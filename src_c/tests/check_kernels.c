@@ -26,13 +26,10 @@
 
 static const cd_kernels *isas[CD_NISA];
 
-/* Fused forward kernels (proposed for cd_kernels; exported by the ISA files until then). */
-typedef void (*fused_fn)(const cd_key *, uint64_t, const void *, void *, int64_t, double, uint8_t *);
-extern void (*const cd_fused_avx512[CD_NDTYPES])(const cd_key *, uint64_t, const void *, void *, int64_t, double, uint8_t *);
-extern void (*const cd_fused_avx2[CD_NDTYPES])(const cd_key *, uint64_t, const void *, void *, int64_t, double, uint8_t *);
+typedef cd_fused_fn fused_fn;
 static fused_fn fused_of(int isa, int dt)
 {
-    return isa == CD_ISA_AVX512 ? cd_fused_avx512[dt] : isa == CD_ISA_AVX2 ? cd_fused_avx2[dt] : NULL;
+    return isas[isa] ? isas[isa]->fused[dt] : NULL;
 }
 
 /* Reference fused forward: portable gen + portable apply. */
@@ -385,10 +382,10 @@ static void check_fused_one(int dt, const cd_key *key, uint64_t e0, int64_t n, i
     uint8_t *bref = malloc((size_t)nb + 1), *bgot = malloc((size_t)nb + 64);
     memcpy(xin, x, bytes);
     fused_ref(key, e0, xin, ref, n, dt, s, bref);
-    for (int i = 1; i < CD_NISA; i++) {
-        if (!isas[i])
-            continue;
+    for (int i = 0; i < CD_NISA; i++) { /* every set that has fused kernels, portable included */
         fused_fn f = fused_of(i, dt);
+        if (f == NULL)
+            continue;
         unsigned char *y;
         uint8_t *bo = with_bits ? bgot : NULL;
         memset(bgot, 0xA5, (size_t)nb + 64);
@@ -631,8 +628,8 @@ static void bench(int64_t big)
             }));
             snprintf(nm, sizeof nm, "gen+apply %s big (tiled)", dname(dt));
             ROW(nm, t, big);
-            if (i > 0) {
-                fused_fn f = fused_of(i, dt);
+            fused_fn f = fused_of(i, dt);
+            if (f != NULL) {
                 t = BEST(7, 2000, f(&key_lo, (uint64_t)i_ * tile, x1, x1, tile, 1.0, NULL));
                 snprintf(nm, sizeof nm, "fused %s L1 tile", dname(dt));
                 ROW(nm, t, tile);
