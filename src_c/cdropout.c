@@ -25,16 +25,27 @@ static const cd_kernels *kernels_for(int isa)
     return &cd_kernels_portable;
 }
 
+#if defined(CD_HAVE_X86_KERNELS) && (defined(__GNUC__) || defined(__clang__))
+#include <cpuid.h>
+
+/* F16C (CPUID.1:ECX bit 29); __builtin_cpu_supports has no portable name for it. */
+static int has_f16c(void)
+{
+    unsigned a, b, c, d;
+    return __get_cpuid(1, &a, &b, &c, &d) && (c & (1u << 29));
+}
+#endif
+
 int cd_best_isa(void)
 {
 #if defined(CD_HAVE_X86_KERNELS) && (defined(__GNUC__) || defined(__clang__))
     __builtin_cpu_init();
+    if (!has_f16c() || !__builtin_cpu_supports("bmi2"))
+        return CD_ISA_PORTABLE;
     if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-        __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl") &&
-        __builtin_cpu_supports("bmi2"))
+        __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl"))
         return CD_ISA_AVX512;
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-        __builtin_cpu_supports("bmi2"))
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
         return CD_ISA_AVX2;
 #endif
     return CD_ISA_PORTABLE;
