@@ -1,7 +1,7 @@
 """Dropout variants: alpha / feature alpha, Gaussian, classic (unscaled) dropout.
 
-Masks come from tests/reference.py (pure NumPy format v1); the Gaussian noise from a NumPy
-reference of the rule in docs/variants.md written here on top of reference.philox4x32.
+Masks come from tests/reference.py (pure NumPy format v1); the Gaussian noise from a scalar
+pure-Python evaluation of the rule in docs/variants.md on top of reference.philox4x32.
 """
 import math
 
@@ -122,27 +122,93 @@ def test_alpha_dropout_bad_arguments():
 
 # --- Gaussian dropout --------------------------------------------------------------------------
 
+# The constants of docs/variants.md (Gaussian dropout), copied from the page as hex.
+SQRT2 = float.fromhex("0x1.6a09e667f3bcdp+0")
+LN2_HI = float.fromhex("0x1.62e42fee00000p-1")
+LN2_LO = float.fromhex("0x1.a39ef35793c76p-33")
+LOG_L = [float.fromhex(h) for h in (
+    "0x1.5555555555555p-2", "0x1.999999999999ap-3", "0x1.2492492492492p-3",
+    "0x1.c71c71c71c71cp-4", "0x1.745d1745d1746p-4", "0x1.3b13b13b13b14p-4",
+    "0x1.1111111111111p-4", "0x1.e1e1e1e1e1e1ep-5", "0x1.af286bca1af28p-5")]
+SIN_S = [float.fromhex(h) for h in (
+    "0x1.921fb54442d18p+0", "-0x1.4abbce625be53p-1", "0x1.466bc6775aae2p-4",
+    "-0x1.32d2cce62bd86p-8", "0x1.50783487ee782p-13", "-0x1.e3074fde8871fp-19",
+    "0x1.e8f434d018d63p-25", "-0x1.6fadb9f155744p-31", "0x1.aaec32af93359p-38")]
+COS_C = [float.fromhex(h) for h in (
+    "0x1.0000000000000p+0", "-0x1.3bd3cc9be45dep+0", "0x1.03c1f081b5ac4p-2",
+    "-0x1.55d3c7e3cbffap-6", "0x1.e1f506891babbp-11", "-0x1.a6d1f2a204a8cp-16",
+    "0x1.f9d38a3763cc3p-22", "-0x1.b6e24f44b128fp-28", "0x1.20c62c2f2d7f5p-34")]
+
+
+def horner_py(x, coefficients):
+    acc = coefficients[-1]
+    for c in coefficients[-2::-1]:
+        acc = acc * x + c  # CPython: a rounded multiply, then a rounded add (no FMA)
+    return acc
+
+
+def neg_log_u1_py(a):
+    """Step 4 of docs/variants.md in Python floats (IEEE binary64): E = -log((a + 1) * 2**-32)."""
+    n = float(a + 1)
+    fr, ex = math.frexp(n)  # n = fr * 2**ex, fr in [0.5, 1)
+    f, q = fr * 2.0, ex - 1
+    if f > SQRT2:
+        f, q = f * 0.5, q + 1
+    k = float(32 - q)
+    s = (f - 1.0) / (f + 1.0)
+    s2 = s * s
+    d = s + s
+    lf = d + (s2 * horner_py(s2, LOG_L)) * d
+    return k * LN2_HI + (k * LN2_LO - lf)
+
+
+def sincos_turn_py(b):
+    """Step 5 of docs/variants.md: (sin, cos) of 2*pi * b * 2**-32."""
+    h, r = b >> 30, b & 0x3FFFFFFF
+    reflect = r > 0x20000000
+    if reflect:
+        r = 0x40000000 - r
+    t = math.ldexp(float(r), -30)
+    t2 = t * t
+    sn = t * horner_py(t2, SIN_S)
+    cs = horner_py(t2, COS_C)
+    s, c = (cs, sn) if reflect != (h & 1 == 1) else (sn, cs)
+    if h >= 2:
+        s = -s
+    if h in (1, 2):
+        c = -c
+    return s, c
+
+
+def normals_py(w):
+    """The four standard normals of one row of Philox words (steps 3-6)."""
+    z = []
+    for k in (0, 1):
+        e = neg_log_u1_py(int(w[2 * k]))
+        r = math.sqrt(e + e)
+        s, c = sincos_turn_py(int(w[2 * k + 1]))
+        z += [r * c, r * s]
+    return z
+
+
 def gaussian_reference(seed, stream, offset, n):
-    """The rule of docs/variants.md, from the pure-NumPy Philox of tests/reference.py."""
+    """The rule of docs/variants.md, scalar-wise in Python floats on the Philox words of the
+    pure-NumPy reference (tests/reference.py)."""
     if n == 0:
         return np.zeros(0)
     first, last = offset >> 2, (offset + n - 1) >> 2
     blocks = [first + i for i in range(last - first + 1)]
     ctr = np.array([[b & 0xFFFFFFFF, (b >> 32) | 0x40000000, stream & 0xFFFFFFFF, stream >> 32]
                     for b in blocks], dtype=np.uint32)
-    w = reference.philox4x32(ctr, (seed & 0xFFFFFFFF, seed >> 32)).astype(np.float64)
-    u1 = np.ascontiguousarray((w[:, [0, 2]] + 1.0) * 2.0 ** -32)
-    u2 = np.ascontiguousarray(w[:, [1, 3]] * 2.0 ** -32)
-    r = np.sqrt(-2.0 * np.log(u1))
-    theta = u2 * 6.283185307179586
-    z = np.stack([r[:, 0] * np.cos(theta[:, 0]), r[:, 0] * np.sin(theta[:, 0]),
-                  r[:, 1] * np.cos(theta[:, 1]), r[:, 1] * np.sin(theta[:, 1])], axis=1).ravel()
-    return z[offset & 3:(offset & 3) + n]
+    w = reference.philox4x32(ctr, (seed & 0xFFFFFFFF, seed >> 32))
+    z = [v for row in w for v in normals_py(row)]
+    return np.array(z[offset & 3:(offset & 3) + n], dtype=np.float64)
 
 
 def noise_reference(seed, stream, offset, p, shape):
     z = gaussian_reference(seed, stream, offset, math.prod(shape))
-    return (1.0 + math.sqrt(p / (1 - p)) * z).reshape(shape)
+    sigma = math.sqrt(p / (1 - p))
+    return np.array([1.0 + sigma * v for v in z], dtype=np.float64).reshape(shape)
 
 
 @pytest.mark.parametrize("offset", [0, 1, 2, 3, 5, 4 * (1 << 32) - 6, (1 << 64) - 103])
