@@ -4,15 +4,17 @@ from __future__ import annotations
 import functools
 import math
 import numbers
+import os
 from typing import Any, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
 from . import _config, _core
 from ._masks import BitMask, MaskKey, generate_bits, packed_size, threshold, unpack
-from ._seeding import U64, SeedLike, check_u64, resolve
+from ._seeding import U64, SeedLike, check_u64, resolve, validate
 
 _MASK_FORMS = (None, "bool", "bits", "key")
+_MAX_THREADS = max(64, 4 * (os.cpu_count() or 1))
 
 Mask = Union[np.ndarray, BitMask, MaskKey]
 
@@ -40,7 +42,9 @@ def _check_threads(num_threads: Any) -> int:
         raise TypeError(f"num_threads must be a positive int or None, not {type(num_threads).__name__}")
     if num_threads < 1:
         raise ValueError(f"num_threads must be >= 1, got {num_threads}")
-    return int(num_threads)
+    # Results do not depend on the thread count, so a count far above the cores is clamped
+    # rather than handed to OpenMP (libgomp exits the process when it cannot create a thread).
+    return min(int(num_threads), _MAX_THREADS)
 
 
 _check_out = _core.check_out
@@ -93,7 +97,8 @@ def _writable_target(x: np.ndarray, out: Optional[np.ndarray]) -> Tuple[np.ndarr
 
 def _select(x: np.ndarray, keep: np.ndarray, s: float, y: np.ndarray) -> None:
     """y = keep ? x * s : +0 with keep broadcast to x (the path for noise-shaped and bool masks)."""
-    prod = np.multiply(x, x.dtype.type(s))
+    with np.errstate(all="ignore"):  # like the core path: overflow to inf is the result, not an error
+        prod = np.multiply(x, x.dtype.type(s))
     y[...] = 0
     np.copyto(y, prod, where=keep)
 
@@ -181,6 +186,7 @@ def dropout(
     if offset + n > U64:
         raise ValueError(f"offset + mask size must be at most 2**64, got {offset} + {n}")
     if not training:
+        validate(seed, stream)  # the same errors as in training, but no stream is drawn
         return _eval(x, p, out, return_mask, offset, mshape, scale)
     seed_, stream_ = resolve(seed, stream)
     x, y = _writable_target(x, out)
@@ -211,7 +217,8 @@ def _eval(x: np.ndarray, p: float, out: Optional[np.ndarray], return_mask: Optio
         if out is not None and out is not x:
             np.copyto(out, x)
     else:
-        y = np.multiply(x, x.dtype.type(1.0 - p), out=out)
+        with np.errstate(all="ignore"):
+            y = np.multiply(x, x.dtype.type(1.0 - p), out=out)
     if return_mask is None:
         return y
     if not scale:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass
 from typing import Tuple
 
@@ -95,6 +96,23 @@ class MaskKey:
     p: float
     shape: Tuple[int, ...]
     scale: bool = True
+
+    def __post_init__(self) -> None:
+        # A key is also built by users (e.g. unpickled or stored): check it once, here, so the
+        # core never sees a negative number, a p outside [0, 1] or indices past 2**64.
+        from ._seeding import U64, check_u64
+
+        for name in ("seed", "stream", "offset"):
+            object.__setattr__(self, name, check_u64(getattr(self, name), name))
+        if isinstance(self.p, (bool, np.bool_)) or not isinstance(self.p, numbers.Real):
+            raise TypeError(f"p must be a real number, not {type(self.p).__name__}")
+        if not 0.0 <= float(self.p) <= 1.0:
+            raise ValueError(f"p must be in [0, 1], got {self.p}")
+        object.__setattr__(self, "p", float(self.p))
+        shape = tuple(check_u64(d, "shape") for d in self.shape)
+        object.__setattr__(self, "shape", shape)
+        if self.offset + math.prod(shape) > U64:
+            raise ValueError(f"offset + mask size must be at most 2**64, got {self.offset} + {math.prod(shape)}")
 
     def to_bits(self) -> BitMask:
         """The same mask, packed 1 bit per element."""

@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import numbers
+import os
 import threading
+import weakref
 from typing import Any, Optional, Union
 
 import numpy as np
@@ -71,6 +73,7 @@ class Generator:
         self._next_stream = 0
         self._n_children = 0
         self._lock = threading.Lock()
+        _live.add(self)
 
     @property
     def seed(self) -> int:
@@ -130,6 +133,7 @@ class Generator:
 
     def __setstate__(self, state: dict[str, int]) -> None:
         self._lock = threading.Lock()
+        _live.add(self)
         self.set_state(state)
 
     def __repr__(self) -> str:
@@ -144,7 +148,37 @@ class Generator:
         return _api.dropout_backward(grad, mask, **kwargs)
 
 
+_live: "weakref.WeakSet[Generator]" = weakref.WeakSet()  # for the fork handler below
 _default = Generator()
+
+
+# After fork() parent and child would draw the same streams of the default generator (the
+# NumPy legacy global's well-known pitfall). So the child's default generator becomes the
+# parent's next spawned child: distinct from the parent and every sibling, and still
+# reproducible after cdropout.seed(n) (the k-th fork child gets spawn key k, like spawn()).
+# Locks that another thread held at fork time are replaced in the child.
+def _before_fork() -> None:
+    _default._lock.acquire()
+
+
+def _after_fork_in_parent() -> None:
+    _default._n_children += 1
+    _default._lock.release()
+
+
+def _after_fork_in_child() -> None:
+    for gen in list(_live):
+        gen._lock = threading.Lock()
+    key = _default._n_children
+    _default._seed = seed_from_seedsequence(np.random.SeedSequence(_default._seed, spawn_key=(key,)))
+    _default._next_stream = 0
+    _default._n_children = 0
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(
+        before=_before_fork, after_in_parent=_after_fork_in_parent, after_in_child=_after_fork_in_child
+    )
 
 
 def default_generator() -> Generator:
@@ -164,6 +198,18 @@ def seed(value: Optional[Union[int, np.random.SeedSequence]] = None) -> None:
     True
     """
     _default.set_state({"seed": _seed_value(value), "next_stream": 0, "n_children": 0})
+
+
+def validate(seed: SeedLike, stream: Optional[int]) -> None:
+    """Check seed and stream as :func:`resolve` does, without taking a stream."""
+    if seed is None or isinstance(seed, Generator):
+        if stream is not None:
+            raise ValueError("stream= needs an explicit int or SeedSequence seed, not a Generator")
+        return
+    if not isinstance(seed, np.random.SeedSequence):
+        check_u64(seed, "seed")
+    if stream is not None:
+        check_u64(stream, "stream")
 
 
 def resolve(seed: SeedLike, stream: Optional[int]) -> tuple[int, int]:

@@ -9,6 +9,28 @@
 #include <omp.h>
 #endif
 
+#if defined(_OPENMP) && defined(__unix__)
+/* GNU libgomp keeps its thread pool across fork() but the child has none of its threads: a
+ * parallel region in a child of a process that had started a team waits forever. So a process
+ * remembers whether it started a team, and a fork child of such a process runs every call on
+ * the calling thread (same results: the mask does not depend on the thread count). */
+#include <pthread.h>
+#include <signal.h>
+#define CD_FORK_GUARD 1
+static volatile sig_atomic_t team_started = 0;
+static volatile sig_atomic_t pool_lost = 0;
+static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
+static void on_fork_child(void)
+{
+    if (team_started)
+        pool_lost = 1;
+}
+static void register_atfork(void)
+{
+    pthread_atfork(NULL, NULL, on_fork_child);
+}
+#endif
+
 /* A tile is 1024 elements = 128 blocks = 128 mask bytes; tiles start at global indices that are
  * multiples of CD_TILE (after a shorter first tile), so SIMD generators see whole groups. */
 #define CD_TILE 1024
@@ -268,6 +290,13 @@ static void parallel_for(int64_t n, const cd_exec *ex, chunk_fn fn, const void *
     int64_t nt = ex->nthreads > 0 ? ex->nthreads : cd_default_threads();
     if (nt > n / min)
         nt = n / min;
+#ifdef CD_FORK_GUARD
+    pthread_once(&atfork_once, register_atfork);
+    if (pool_lost)
+        nt = 1;
+    else if (nt > 1)
+        team_started = 1;
+#endif
     if (nt <= 1) {
         if (n > 0)
             fn(ctx, 0, n);
