@@ -45,7 +45,7 @@ typedef struct {
     cd_gen_fn gen;
     cd_apply_fn apply[CD_NDTYPES];
     cd_scale_fn scale[CD_NDTYPES];
-    cd_fused_fn fused[CD_NDTYPES]; /* optional (NULL entries) */
+    cd_fused_fn fused[CD_NDTYPES]; /* optional (NULL entries); SIMD sets: src_c/fused_impl.h */
 } cd_kernels;
 
 extern const cd_kernels cd_kernels_portable;

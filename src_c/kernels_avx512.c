@@ -483,102 +483,21 @@ static void scale_f16(void *yv, int64_t n, double sd)
 }
 
 /* ------------------------------------------------------------------------------------------ */
-/* fused forward from a key (a proposed addition to cd_kernels):
- *   y[j] = keep(e0 + j) ? x[j] * s : +0.0 for j in [0, n), e0 = the global element index of x[0];
- *   bits_out, when not NULL, also gets the keep bytes of blocks e0 / 8 .. (e0 + n - 1) / 8, whole
- *   bytes exactly as gen writes them.
- * In chunks of 64 blocks (512 elements): gen into a 64-byte buffer, then apply. While a chunk's Philox
- * rounds run, the input PF_AHEAD chunks later is prefetched, a few lines per round, so the memory
- * system stays busy during the arithmetic. Out of cache (128 Mi float32, one thread) this took the time
- * from 1.8x to about 1.2x the x *= s floor; the distance (1..6 chunks) made no measurable difference. */
+/* fused forward (src_c/fused_impl.h): one 64-block AVX-512 step per chunk. */
 
-#define FUSED_CHUNK 512
-#ifndef PF_AHEAD
-#define PF_AHEAD 3
-#endif
-
-typedef void (*apply_fn)(const void *, void *, int64_t, const uint8_t *, int, double);
-
-static inline __attribute__((always_inline)) void fused_body(const cd_key *key, uint64_t e0, const char *x,
-                                                             char *y, int64_t n, double s, uint8_t *bits_out,
-                                                             size_t es, apply_fn apply, int ties)
+static inline __attribute__((always_inline)) void fused_gen_chunk(gen_ctx *c, const cd_key *key, uint64_t b,
+                                                                  uint8_t *bytes, int ties, const char *pf,
+                                                                  size_t es)
 {
-    gen_ctx c;
-    gen_ctx_init(&c, key);
-    uint8_t buf[64];
-    int ph = (int)(e0 & 7);
-    uint64_t b = e0 >> 3;
-    const uint64_t bfirst = b;
-    const int64_t ahead = PF_AHEAD * FUSED_CHUNK;
-    for (int64_t j = 0; j < n;) {
-        int64_t cnt = FUSED_CHUNK - ph;
-        if (cnt > n - j)
-            cnt = n - j;
-        int64_t nb = (ph + cnt + 7) >> 3;
-        uint8_t *bytes = bits_out != NULL ? bits_out + (b - bfirst) : buf;
-        if (nb == 64) {
-            /* prefetch only inside [0, n) */
-            const char *pf = j + ahead + FUSED_CHUNK <= n ? x + (size_t)(j + ahead) * es : NULL;
-            if (es == 2)
-                gen_step_pf(&c, key, b, bytes, 4, ties, 64, pf, 16);
-            else if (es == 4)
-                gen_step_pf(&c, key, b, bytes, 4, ties, 64, pf, 32);
-            else
-                gen_step_pf(&c, key, b, bytes, 4, ties, 64, pf, 64);
-        } else {
-            gen_loop(&c, key, b, nb, bytes, ties);
-        }
-        apply(x + (size_t)j * es, y + (size_t)j * es, cnt, bytes, ph, s);
-        j += cnt;
-        b += (uint64_t)nb;
-        ph = 0;
-    }
-}
-
-static inline __attribute__((always_inline)) void fused(const cd_key *key, uint64_t e0, const void *xv, void *yv,
-                                                        int64_t n, double s, uint8_t *bits_out, size_t es,
-                                                        apply_fn apply)
-{
-    const char *x = (const char *)xv;
-    char *y = (char *)yv;
-    if (n <= 0)
-        return;
-    if (key->mode != CD_MASK_PHILOX && bits_out != NULL)
-        memset(bits_out, key->mode == CD_MASK_KEEP_ALL ? 0xff : 0x00, (size_t)(((e0 & 7) + (uint64_t)n + 7) >> 3));
-    if (key->mode == CD_MASK_DROP_ALL) {
-        memset(y, 0, (size_t)n * es);
-        return;
-    }
-    if (key->mode == CD_MASK_KEEP_ALL) {
-        uint8_t ones[64];
-        memset(ones, 0xff, sizeof ones);
-        for (int64_t j = 0; j < n; j += FUSED_CHUNK)
-            apply(x + (size_t)j * es, y + (size_t)j * es, n - j < FUSED_CHUNK ? n - j : FUSED_CHUNK, ones, 0, s);
-        return;
-    }
-    if (key->tlo != 0)
-        fused_body(key, e0, x, y, n, s, bits_out, es, apply, 1);
+    if (es == 2)
+        gen_step_pf(c, key, b, bytes, 4, ties, 64, pf, 16);
+    else if (es == 4)
+        gen_step_pf(c, key, b, bytes, 4, ties, 64, pf, 32);
     else
-        fused_body(key, e0, x, y, n, s, bits_out, es, apply, 0);
+        gen_step_pf(c, key, b, bytes, 4, ties, 64, pf, 64);
 }
 
-static void fused_f16(const cd_key *key, uint64_t e0, const void *x, void *y, int64_t n, double s,
-                      uint8_t *bits_out)
-{
-    fused(key, e0, x, y, n, s, bits_out, 2, apply_f16);
-}
-
-static void fused_f32(const cd_key *key, uint64_t e0, const void *x, void *y, int64_t n, double s,
-                      uint8_t *bits_out)
-{
-    fused(key, e0, x, y, n, s, bits_out, 4, apply_f32);
-}
-
-static void fused_f64(const cd_key *key, uint64_t e0, const void *x, void *y, int64_t n, double s,
-                      uint8_t *bits_out)
-{
-    fused(key, e0, x, y, n, s, bits_out, 8, apply_f64);
-}
+#include "fused_impl.h"
 
 const cd_kernels cd_kernels_avx512 = {
     "avx512", gen_avx512, {apply_f16, apply_f32, apply_f64}, {scale_f16, scale_f32, scale_f64},
