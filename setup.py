@@ -1,4 +1,4 @@
-"""Build cdropout's extension: Cython glue + plain C core.
+"""Build cdropout's extension (Cython glue + plain C core) and compile its hot Python modules.
 
 - OpenMP is used when a probe program compiles and links with the compiler's flag; otherwise the
   build goes on single-threaded with a warning.
@@ -21,7 +21,10 @@ from setuptools.command.build_ext import build_ext
 SRC = "src_c"
 CORE_SOURCES = [f"{SRC}/cdropout.c", f"{SRC}/kernels_portable.c"]
 # Kernel file -> the ISA flags it alone is compiled with (GCC/Clang spelling).
-X86_KERNELS = {}
+X86_KERNELS = {
+    f"{SRC}/kernels_avx2.c": ["-mavx2", "-mfma", "-mf16c", "-mbmi2"],
+    f"{SRC}/kernels_avx512.c": ["-mavx512f", "-mavx512bw", "-mavx512dq", "-mavx512vl", "-mf16c", "-mbmi2"],
+}
 
 IS_X86_64 = platform.machine().lower() in ("x86_64", "amd64")
 
@@ -75,6 +78,8 @@ class BuildExt(build_ext):
                 stacklevel=1,
             )
         for ext in self.extensions:
+            if ext.name != CORE:  # the compiled Python modules: C11 and -O3 are not theirs
+                continue
             ext.extra_compile_args = base + (omp[0] if omp else [])
             ext.extra_link_args = omp[1] if omp else []
             if IS_X86_64 and not msvc and X86_KERNELS:
@@ -90,8 +95,9 @@ class BuildExt(build_ext):
         super().build_extensions()
 
 
+CORE = "cdropout._core"
 ext = Extension(
-    "cdropout._core",
+    CORE,
     sources=["cdropout/_core.pyx", *CORE_SOURCES],
     # Rebuild when any C file changes, including the kernel files compiled on the side.
     depends=sorted(str(p) for p in Path(SRC).glob("*.[ch]")),
@@ -99,7 +105,17 @@ ext = Extension(
     define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
 )
 
+# The per-call Python layer (argument checks, seeds) is plain Python, compiled by Cython as it is:
+# a small array's call is mostly that layer, and compiled it costs a third less. Annotations are
+# not used as C types, so the compiled modules behave exactly as the .py files do.
+python_modules = [
+    Extension(f"cdropout.{name}", [f"cdropout/{name}.py"]) for name in ("_api", "_seeding")
+]
+
 setup(
-    ext_modules=cythonize([ext], compiler_directives={"language_level": "3"}),
+    ext_modules=cythonize(
+        [ext, *python_modules],
+        compiler_directives={"language_level": "3", "binding": True, "annotation_typing": False},
+    ),
     cmdclass={"build_ext": BuildExt},
 )

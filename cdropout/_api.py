@@ -1,7 +1,6 @@
 """dropout, dropout_backward and philox4x32: argument checks (once, here) and calls into _core."""
 from __future__ import annotations
 
-import functools
 import math
 import numbers
 import os
@@ -78,10 +77,18 @@ def _scale(p: float, dtype: np.dtype, scale: bool) -> float:
 _DTYPES = (np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64))
 
 
-@functools.lru_cache(maxsize=256)
+_CONSTANTS: dict = {}
+
+
 def _constants(p: float, code: int, scale: bool) -> Tuple[float, int]:
-    """(s, T) of a call: the scale in the dtype of `code` and the keep threshold."""
-    return _scale(p, _DTYPES[code], scale), threshold(p)
+    """(s, T) of a call: the scale in the dtype of `code` and the keep threshold (memoised)."""
+    key = (p, code, scale)
+    c = _CONSTANTS.get(key)
+    if c is None:
+        if len(_CONSTANTS) >= 1024:  # bounded: a schedule of many p values must not grow it
+            _CONSTANTS.clear()
+        c = _CONSTANTS[key] = (_scale(p, _DTYPES[code], scale), threshold(p))
+    return c
 
 
 def _writable_target(x: np.ndarray, out: Optional[np.ndarray]) -> Tuple[np.ndarray, np.ndarray]:
@@ -180,16 +187,19 @@ def dropout(
         raise ValueError(f"return_mask must be one of {_MASK_FORMS}, got {return_mask!r}")
     nthreads = _check_threads(num_threads)
     out = _check_out(out, x)
-    mshape = _mask_shape(noise_shape, x.shape)
+    if noise_shape is None:
+        mshape, n = x.shape, x.size
+    else:
+        mshape = _mask_shape(noise_shape, x.shape)
+        n = math.prod(mshape)
     offset = check_u64(offset, "offset")
-    n = x.size if noise_shape is None else math.prod(mshape)
     if offset + n > U64:
         raise ValueError(f"offset + mask size must be at most 2**64, got {offset} + {n}")
     if not training:
         validate(seed, stream)  # the same errors as in training, but no stream is drawn
         return _eval(x, p, out, return_mask, offset, mshape, scale)
     seed_, stream_ = resolve(seed, stream)
-    x, y = _writable_target(x, out)
+    x, y = (x, x) if out is x else _writable_target(x, out)
     s, T = _constants(p, code, scale)
     bits = None
     if mshape == x.shape:

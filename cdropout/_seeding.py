@@ -87,13 +87,22 @@ class Generator:
 
     def reserve_stream(self) -> int:
         """Take the next stream number (thread-safe); every call gets a different one."""
-        with self._lock:
+        return self._take()[1]
+
+    def _take(self) -> tuple[int, int]:
+        """(seed, next stream), the stream taken under the lock: one call's key."""
+        lock = self._lock
+        lock.acquire()  # not `with`: this is every call's hot path, and `with` costs more here
+        try:
             stream = self._next_stream
             self._next_stream = stream + 1
+            seed = self._seed
+        finally:
+            lock.release()
         if stream >= U64:
             self._next_stream = U64
             raise ValueError("this Generator has used all 2**64 streams")
-        return stream
+        return seed, stream
 
     def spawn(self, n: int) -> list["Generator"]:
         """`n` independent generators, seeded like ``SeedSequence(seed).spawn(n)``.
@@ -219,8 +228,7 @@ def resolve(seed: SeedLike, stream: Optional[int]) -> tuple[int, int]:
     if seed is None or isinstance(seed, Generator):
         if stream is not None:
             raise ValueError("stream= needs an explicit int or SeedSequence seed, not a Generator")
-        gen = _default if seed is None else seed
-        return gen._seed, gen.reserve_stream()
+        return (_default if seed is None else seed)._take()
     value = seed_from_seedsequence(seed) if isinstance(seed, np.random.SeedSequence) else check_u64(seed, "seed")
     return value, 0 if stream is None else check_u64(stream, "stream")
 

@@ -47,16 +47,27 @@ static const cd_kernels *kernels_for(int isa)
     return &cd_kernels_portable;
 }
 
+#if defined(CD_HAVE_X86_KERNELS) && (defined(__GNUC__) || defined(__clang__))
+#include <cpuid.h>
+
+/* F16C (CPUID.1:ECX bit 29); __builtin_cpu_supports has no portable name for it. */
+static int has_f16c(void)
+{
+    unsigned a, b, c, d;
+    return __get_cpuid(1, &a, &b, &c, &d) && (c & (1u << 29));
+}
+#endif
+
 int cd_best_isa(void)
 {
 #if defined(CD_HAVE_X86_KERNELS) && (defined(__GNUC__) || defined(__clang__))
     __builtin_cpu_init();
+    if (!has_f16c() || !__builtin_cpu_supports("bmi2"))
+        return CD_ISA_PORTABLE;
     if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-        __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl") &&
-        __builtin_cpu_supports("bmi2"))
+        __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl"))
         return CD_ISA_AVX512;
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-        __builtin_cpu_supports("bmi2"))
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
         return CD_ISA_AVX2;
 #endif
     return CD_ISA_PORTABLE;
@@ -157,6 +168,16 @@ static void do_run(const plan *pl, const char *x, char *y, int64_t n, int64_t i)
             apply(x, y, n, bits, (int)(i & 7), op->scale);
         else
             apply_strided(pl, x, sx, y, sy, n, bits, (int)(i & 7));
+        return;
+    }
+    /* The set's fused kernel, where it has one. It writes whole mask bytes of global blocks, which
+     * are the output's bytes when offset % 8 == 0; bits it writes beyond this run belong to the
+     * next run (same values: the mask depends on the index only) or are padding, cleared by
+     * cd_run. Chunks of threads start at multiples of 8 elements, so no byte is shared. */
+    cd_fused_fn fused = pl->kern->fused[op->dtype];
+    if (fused != NULL && contiguous && x != NULL && (op->bits_out == NULL || (op->offset & 7) == 0)) {
+        fused(op->key, op->offset + (uint64_t)i, x, y, n, op->scale,
+              op->bits_out != NULL ? op->bits_out + (i >> 3) : NULL);
         return;
     }
     uint8_t buf[CD_TILE / 8 + 2];
@@ -309,6 +330,8 @@ int cd_run(const cd_op *op, const cd_exec *ex)
     for (int d = 0; d < pl.ndim; d++)
         n *= pl.shape[d];
     parallel_for(n, ex, run_chunk, &pl);
+    if (op->bits_out != NULL && (n & 7))     /* padding bits of the last byte are 0 */
+        op->bits_out[n >> 3] &= (uint8_t)((1u << (n & 7)) - 1u);
     return 0;
 }
 

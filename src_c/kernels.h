@@ -29,6 +29,14 @@ typedef void (*cd_apply_fn)(const void *x, void *y, int64_t n, const uint8_t *bi
 /* Contiguous in-place y[j] *= s (the benchmark's memory floor). */
 typedef void (*cd_scale_fn)(void *y, int64_t n, double s);
 
+/* Fused forward from a key over one contiguous run, in one pass:
+ *   y[j] = keep(e0 + j) ? x[j] * s : +0.0 for j in [0, n), e0 = the global index of x[0];
+ * bits_out, when not NULL, receives the keep bytes of blocks e0 / 8 .. (e0 + n - 1) / 8, whole
+ * bytes exactly as gen writes them. A set may leave this NULL: the driver then generates one tile
+ * of mask bytes at a time and applies it. */
+typedef void (*cd_fused_fn)(const cd_key *key, uint64_t e0, const void *x, void *y, int64_t n, double s,
+                            uint8_t *bits_out);
+
 enum { CD_F16 = 0, CD_F32 = 1, CD_F64 = 2, CD_NDTYPES = 3 };
 enum { CD_ISA_PORTABLE = 0, CD_ISA_AVX2 = 1, CD_ISA_AVX512 = 2, CD_NISA = 3 };
 
@@ -37,6 +45,7 @@ typedef struct {
     cd_gen_fn gen;
     cd_apply_fn apply[CD_NDTYPES];
     cd_scale_fn scale[CD_NDTYPES];
+    cd_fused_fn fused[CD_NDTYPES]; /* optional (NULL entries); SIMD sets: src_c/fused_impl.h */
 } cd_kernels;
 
 extern const cd_kernels cd_kernels_portable;

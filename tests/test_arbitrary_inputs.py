@@ -16,6 +16,9 @@ import cdropout
 import reference
 from helpers import assert_same_bits, assert_same_mask
 
+# np.matrix is deprecated, and these tests use it on purpose (a subclass users still pass).
+pytestmark = pytest.mark.filterwarnings("ignore:the matrix subclass:PendingDeprecationWarning")
+
 P, SEED = 0.5, 12345
 
 

@@ -18,7 +18,7 @@ pytestmark = pytest.mark.skipif(
 )
 
 CHILD_TIMEOUT = 60.0
-BIG = 1 << 20  # default threads: 2**20 / 2**16 elements per thread -> a full OpenMP team
+BIG = 1 << 20  # default threads: far above the per-thread minimum -> a full OpenMP team
 
 
 def _parent_uses_a_thread_team():

@@ -279,3 +279,15 @@ def test_concurrent_python_threads(small_chunks):
             assert_same_bits(y, want)
             np.testing.assert_array_equal(bits, reference.packbits(keep))
             assert_same_bits(g, want, "backward")
+
+
+def test_threadpoolctl_limits_are_seen():
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    if not cd.simd_info()["openmp"]:
+        pytest.skip("built without OpenMP: there is no thread pool to limit")
+    with threadpoolctl.threadpool_limits(limits=1, user_api="openmp"):
+        assert cd.simd_info()["max_threads"] == 1
+        # and a call under the limit gives the same bits (it runs on one thread)
+        x = np.arange(3 * 2**17, dtype=np.float32)
+        limited = cd.dropout(x, 0.5, seed=4)
+    assert_same_bits(limited, cd.dropout(x, 0.5, seed=4, num_threads=2))

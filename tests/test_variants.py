@@ -1,7 +1,7 @@
 """Dropout variants: alpha / feature alpha, Gaussian, classic (unscaled) dropout.
 
-Masks come from tests/reference.py (pure NumPy format v1); the Gaussian noise from a NumPy
-reference of the rule in docs/variants.md written here on top of reference.philox4x32.
+Masks come from tests/reference.py (pure NumPy format v1); the Gaussian noise from a scalar
+pure-Python evaluation of the rule in docs/variants.md on top of reference.philox4x32.
 """
 import math
 
@@ -122,27 +122,93 @@ def test_alpha_dropout_bad_arguments():
 
 # --- Gaussian dropout --------------------------------------------------------------------------
 
+# The constants of docs/variants.md (Gaussian dropout), copied from the page as hex.
+SQRT2 = float.fromhex("0x1.6a09e667f3bcdp+0")
+LN2_HI = float.fromhex("0x1.62e42fee00000p-1")
+LN2_LO = float.fromhex("0x1.a39ef35793c76p-33")
+LOG_L = [float.fromhex(h) for h in (
+    "0x1.5555555555555p-2", "0x1.999999999999ap-3", "0x1.2492492492492p-3",
+    "0x1.c71c71c71c71cp-4", "0x1.745d1745d1746p-4", "0x1.3b13b13b13b14p-4",
+    "0x1.1111111111111p-4", "0x1.e1e1e1e1e1e1ep-5", "0x1.af286bca1af28p-5")]
+SIN_S = [float.fromhex(h) for h in (
+    "0x1.921fb54442d18p+0", "-0x1.4abbce625be53p-1", "0x1.466bc6775aae2p-4",
+    "-0x1.32d2cce62bd86p-8", "0x1.50783487ee782p-13", "-0x1.e3074fde8871fp-19",
+    "0x1.e8f434d018d63p-25", "-0x1.6fadb9f155744p-31", "0x1.aaec32af93359p-38")]
+COS_C = [float.fromhex(h) for h in (
+    "0x1.0000000000000p+0", "-0x1.3bd3cc9be45dep+0", "0x1.03c1f081b5ac4p-2",
+    "-0x1.55d3c7e3cbffap-6", "0x1.e1f506891babbp-11", "-0x1.a6d1f2a204a8cp-16",
+    "0x1.f9d38a3763cc3p-22", "-0x1.b6e24f44b128fp-28", "0x1.20c62c2f2d7f5p-34")]
+
+
+def horner_py(x, coefficients):
+    acc = coefficients[-1]
+    for c in coefficients[-2::-1]:
+        acc = acc * x + c  # CPython: a rounded multiply, then a rounded add (no FMA)
+    return acc
+
+
+def neg_log_u1_py(a):
+    """Step 4 of docs/variants.md in Python floats (IEEE binary64): E = -log((a + 1) * 2**-32)."""
+    n = float(a + 1)
+    fr, ex = math.frexp(n)  # n = fr * 2**ex, fr in [0.5, 1)
+    f, q = fr * 2.0, ex - 1
+    if f > SQRT2:
+        f, q = f * 0.5, q + 1
+    k = float(32 - q)
+    s = (f - 1.0) / (f + 1.0)
+    s2 = s * s
+    d = s + s
+    lf = d + (s2 * horner_py(s2, LOG_L)) * d
+    return k * LN2_HI + (k * LN2_LO - lf)
+
+
+def sincos_turn_py(b):
+    """Step 5 of docs/variants.md: (sin, cos) of 2*pi * b * 2**-32."""
+    h, r = b >> 30, b & 0x3FFFFFFF
+    reflect = r > 0x20000000
+    if reflect:
+        r = 0x40000000 - r
+    t = math.ldexp(float(r), -30)
+    t2 = t * t
+    sn = t * horner_py(t2, SIN_S)
+    cs = horner_py(t2, COS_C)
+    s, c = (cs, sn) if reflect != (h & 1 == 1) else (sn, cs)
+    if h >= 2:
+        s = -s
+    if h in (1, 2):
+        c = -c
+    return s, c
+
+
+def normals_py(w):
+    """The four standard normals of one row of Philox words (steps 3-6)."""
+    z = []
+    for k in (0, 1):
+        e = neg_log_u1_py(int(w[2 * k]))
+        r = math.sqrt(e + e)
+        s, c = sincos_turn_py(int(w[2 * k + 1]))
+        z += [r * c, r * s]
+    return z
+
+
 def gaussian_reference(seed, stream, offset, n):
-    """The rule of docs/variants.md, from the pure-NumPy Philox of tests/reference.py."""
+    """The rule of docs/variants.md, scalar-wise in Python floats on the Philox words of the
+    pure-NumPy reference (tests/reference.py)."""
     if n == 0:
         return np.zeros(0)
     first, last = offset >> 2, (offset + n - 1) >> 2
     blocks = [first + i for i in range(last - first + 1)]
     ctr = np.array([[b & 0xFFFFFFFF, (b >> 32) | 0x40000000, stream & 0xFFFFFFFF, stream >> 32]
                     for b in blocks], dtype=np.uint32)
-    w = reference.philox4x32(ctr, (seed & 0xFFFFFFFF, seed >> 32)).astype(np.float64)
-    u1 = np.ascontiguousarray((w[:, [0, 2]] + 1.0) * 2.0 ** -32)
-    u2 = np.ascontiguousarray(w[:, [1, 3]] * 2.0 ** -32)
-    r = np.sqrt(-2.0 * np.log(u1))
-    theta = u2 * 6.283185307179586
-    z = np.stack([r[:, 0] * np.cos(theta[:, 0]), r[:, 0] * np.sin(theta[:, 0]),
-                  r[:, 1] * np.cos(theta[:, 1]), r[:, 1] * np.sin(theta[:, 1])], axis=1).ravel()
-    return z[offset & 3:(offset & 3) + n]
+    w = reference.philox4x32(ctr, (seed & 0xFFFFFFFF, seed >> 32))
+    z = [v for row in w for v in normals_py(row)]
+    return np.array(z[offset & 3:(offset & 3) + n], dtype=np.float64)
 
 
 def noise_reference(seed, stream, offset, p, shape):
     z = gaussian_reference(seed, stream, offset, math.prod(shape))
-    return (1.0 + math.sqrt(p / (1 - p)) * z).reshape(shape)
+    sigma = math.sqrt(p / (1 - p))
+    return np.array([1.0 + sigma * v for v in z], dtype=np.float64).reshape(shape)
 
 
 @pytest.mark.parametrize("offset", [0, 1, 2, 3, 5, 4 * (1 << 32) - 6, (1 << 64) - 103])
@@ -159,6 +225,136 @@ def test_gaussian_counter_never_meets_format_v1():
     last_block = ((1 << 64) - 1) >> 2
     assert ((last_block >> 32) | 0x40000000) & 0x80000000 == 0
     assert (((1 << 64) - 1) >> 3) >> 32 < 1 << 29
+
+
+def test_gaussian_noise_matches_reference_on_thousands_of_elements():
+    n = 4099
+    for seed, stream, offset, p in [(3, 1, (1 << 40) + 3, 0.3), (2**63 + 5, 2**40, 2, 0.9)]:
+        got = cdropout.gaussian_noise(n, p, seed=seed, stream=stream, offset=offset)
+        assert_same_bits(got, noise_reference(seed, stream, offset, p, (n,)))
+
+
+# Words that hit every branch and boundary of steps 4 and 5: radius words around the powers of
+# two and the SQRT2 split, u1 = 2**-32 and u1 = 1; angle words at and around every octant edge.
+EDGE_A = sorted({0, 1, 2, 3, 0xB504F332, 0xB504F333, 0xB504F334, 0x6A09E666, 0x6A09E667,
+                 0x7FFFFFFE, 0x7FFFFFFF, 0x80000000, 0xFFFFFFFD, 0xFFFFFFFE, 0xFFFFFFFF}
+                | {(1 << i) + d for i in range(32) for d in (-2, -1, 0) if (1 << i) + d >= 0})
+EDGE_B = sorted({(o << 29) + d & 0xFFFFFFFF for o in range(9) for d in (-2, -1, 0, 1, 2)}
+                | {1 << i for i in range(32)})
+
+
+def test_gaussian_normals_match_scalar_reference_on_edge_and_random_words():
+    """variants._normals_from_words against steps 3-6 in Python floats, bit for bit, on every
+    pairing of edge words and on 2**15 random rows (rare rounding-order slips need many rows)."""
+    pairs = [(a, b) for a in EDGE_A for b in EDGE_B]
+    pairs += pairs[:len(pairs) % 2]
+    rng = np.random.default_rng(123)
+    w = np.concatenate([np.array(pairs, dtype=np.uint32).reshape(-1, 4),
+                        rng.integers(0, 1 << 32, (1 << 15, 4), dtype=np.uint64).astype(np.uint32)])
+    got = variants._normals_from_words(w)
+    expected = np.array([normals_py(row) for row in w], dtype=np.float64)
+    assert_same_bits(got, expected, "normals")
+
+
+def test_gaussian_log_sin_cos_accuracy():
+    """The polynomial log/sin/cos of steps 4-5 against math.* (a dense sample of words)."""
+    a = np.concatenate([np.array(EDGE_A, np.uint32),
+                        np.arange(0, 1 << 32, 4093, dtype=np.uint64).astype(np.uint32)])
+    e = variants._neg_log_u1(a)
+    u1 = [math.ldexp(float(v) + 1.0, -32) for v in a]
+    ref = np.array([-math.log(u) for u in u1])
+    assert np.all(e >= 0.0) and e[a == 0xFFFFFFFF][0] == 0.0
+    rel = np.abs(e - ref)[ref > 0] / ref[ref > 0]
+    assert rel.max() < 1e-15, rel.max()  # measured 2.2e-16: about one ulp
+    b = np.concatenate([np.array(EDGE_B, np.uint32),
+                        np.arange(0, 1 << 32, 4093, dtype=np.uint64).astype(np.uint32)])
+    s, c = variants._sincos_turn(b)
+    theta = [2.0 * math.pi * math.ldexp(float(v), -32) for v in b]  # rounded angle: ~4e-16 off
+    assert np.abs(s - np.array([math.sin(t) for t in theta])).max() < 2e-15
+    assert np.abs(c - np.array([math.cos(t) for t in theta])).max() < 2e-15
+    assert np.abs(s * s + c * c - 1.0).max() < 1e-15
+    # exact values at the quadrant edges
+    assert_same_bits(variants._sincos_turn(np.array([0, 1 << 30, 1 << 31, 3 << 30], np.uint32)),
+                     (np.array([0.0, 1.0, -0.0, -1.0]), np.array([1.0, -0.0, -1.0, 0.0])))
+
+
+def test_gaussian_constants_are_the_documented_series():
+    """The hex constants are the exact values they claim to be, rounded to nearest, and are the
+    module's and docs/variants.md's constants."""
+    from fractions import Fraction
+    pi = Fraction("3.14159265358979323846264338327950288419716939937510582097494459")
+    ln2 = Fraction("0.693147180559945309417232121458176568075500134360255254120680009")
+    half_pi = pi / 2
+    for j, c in enumerate(SIN_S):
+        assert c == float((-1) ** j * half_pi ** (2 * j + 1) / math.factorial(2 * j + 1)), j
+    for j, c in enumerate(COS_C):
+        assert c == float((-1) ** j * half_pi ** (2 * j) / math.factorial(2 * j)), j
+    for j, c in enumerate(LOG_L):
+        assert c == float(Fraction(1, 2 * j + 3)), j
+    assert SQRT2 == math.sqrt(2.0)
+    assert Fraction(LN2_HI).denominator <= 1 << 32  # 32 significant bits: K * LN2_HI is exact
+    assert abs(Fraction(LN2_HI) - ln2) < Fraction(1, 1 << 32)
+    assert LN2_LO == float(ln2 - Fraction(LN2_HI))
+    assert (variants._SQRT2, variants._LN2_HI, variants._LN2_LO) == (SQRT2, LN2_HI, LN2_LO)
+    assert list(variants._LOG_Q) == LOG_L
+    assert list(variants._SIN_S) == SIN_S and list(variants._COS_C) == COS_C
+    import pathlib
+    doc = (pathlib.Path(__file__).parent.parent / "docs" / "variants.md").read_text()
+    for c in [SQRT2, LN2_HI, LN2_LO] + LOG_L + SIN_S + COS_C:
+        h = c.hex()
+        mantissa, exp = h.split("p")
+        assert f"`{mantissa.ljust(len(mantissa.split('.')[0]) + 14, '0')}p{exp}`" in doc, h
+        assert f"`{c!r}`" in doc, c
+
+
+def test_gaussian_noise_path_calls_no_transcendental_function(monkeypatch):
+    """log/sin/cos/exp/pow of NumPy or math are not correctly rounded: none may run."""
+    import ast
+    import inspect
+    import textwrap
+    import math as math_module
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError("a transcendental function was called in the noise path")
+
+    for name in ("log", "log2", "log10", "log1p", "exp", "exp2", "expm1", "sin", "cos", "tan",
+                 "arctan", "arctan2", "sinh", "cosh", "tanh", "power", "float_power", "polyval",
+                 "hypot"):
+        if hasattr(np, name):
+            monkeypatch.setattr(np, name, forbidden)
+    for name in ("log", "log2", "log10", "log1p", "exp", "expm1", "sin", "cos", "tan", "atan",
+                 "atan2", "pow", "hypot", "erf"):
+        monkeypatch.setattr(math_module, name, forbidden)
+    x = np.ones((3, 70000), np.float32)
+    y, key = cdropout.gaussian_dropout(x, 0.3, seed=1, offset=3, return_mask="key")
+    cdropout.gaussian_dropout_backward(x, key)
+    cdropout.gaussian_noise(1000, 0.5, seed=2, dtype=np.float16)
+    monkeypatch.undo()
+    assert_same_bits(y, x * noise_reference(1, 0, 3, 0.3, x.shape).astype(np.float32))
+    # ufuncs reached by operators (x ** y calls np.power without the attribute) are not in it
+    forbidden_names = {"log", "log2", "log10", "log1p", "exp", "exp2", "expm1", "sin", "cos", "tan",
+                       "arctan", "arctan2", "atan", "atan2", "power", "float_power", "pow",
+                       "polyval", "hypot", "erf", "sinh", "cosh", "tanh"}
+    for f in (variants._horner, variants._neg_log_u1, variants._sincos_turn,
+              variants._normals_from_words, variants._standard_normals, variants._noise):
+        tree = ast.parse(textwrap.dedent(inspect.getsource(f)))
+        for node in ast.walk(tree):
+            assert not isinstance(node, (ast.Pow, ast.MatMult)), f.__name__
+            if isinstance(node, ast.Attribute):
+                assert node.attr not in forbidden_names, (f.__name__, node.attr)
+
+
+def test_gaussian_normals_kolmogorov_smirnov():
+    """The standard normals against the normal CDF (math.erf): the KS statistic of 2**18
+    deviates is below the 0.1% critical value 1.95/sqrt(n), for a few streams."""
+    n = 1 << 18
+    for seed, stream, offset in [(2024, 3, 0), (7, 2**63, 2**50 + 1), (0, 0, 0)]:
+        z = np.sort(variants._standard_normals(seed, stream, offset, n))
+        cdf = np.array([0.5 * (1.0 + math.erf(v / math.sqrt(2.0))) for v in z])
+        i = np.arange(1, n + 1)
+        d = max((i / n - cdf).max(), (cdf - (i - 1) / n).max())
+        assert d < 1.95 / math.sqrt(n), (seed, stream, d)
+        assert np.abs(z).max() <= math.sqrt(64 * math.log(2.0)) + 1e-12
 
 
 @pytest.mark.parametrize("dtype", FLOAT_DTYPES)
