@@ -7,6 +7,7 @@
 """
 import os
 import platform
+import shlex
 import sys
 import tempfile
 import textwrap
@@ -59,7 +60,11 @@ def _openmp_flags(compiler):
         for cflags, ldflags in candidates:
             try:
                 objs = compiler.compile([src], output_dir=tmp, extra_postargs=cflags)
-                compiler.link_executable(objs, "probe_openmp", output_dir=tmp, extra_postargs=ldflags)
+                # setuptools adds LDFLAGS to shared objects only; the probe needs them too (e.g.
+                # a sanitizer build's runtime), or it fails and OpenMP is wrongly left out.
+                compiler.link_executable(objs, "probe_openmp", output_dir=tmp,
+                                         extra_preargs=shlex.split(os.environ.get("LDFLAGS", "")),
+                                         extra_postargs=ldflags)
             except Exception:
                 continue
             return cflags, ldflags
