@@ -60,8 +60,10 @@ run_asan() {
     copy_tree "$dir"
     local san="-fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer -g"
     local t0=$SECONDS
-    (cd "$dir" && CFLAGS="$san" LDFLAGS="$san" "$PY" setup.py build_ext --inplace >build.log 2>&1) \
-        || { tail -30 "$dir/build.log"; exit 1; }
+    # The flags go into CC too: setup.py's OpenMP probe links an executable with CC only (not
+    # LDFLAGS), and without libasan on that link the probe fails and the build drops OpenMP.
+    (cd "$dir" && CC="${CC:-gcc} $san" CFLAGS="$san" LDFLAGS="$san" "$PY" setup.py build_ext --inplace \
+        >build.log 2>&1) || { tail -30 "$dir/build.log"; exit 1; }
     echo "== asan build: $((SECONDS - t0)) s"
     local libasan
     libasan=$(${CC:-gcc} -print-file-name=libasan.so)
@@ -71,9 +73,14 @@ run_asan() {
     export ASAN_OPTIONS="detect_leaks=0:allocator_may_return_null=1:abort_on_error=1:strict_string_checks=1:detect_stack_use_after_return=1:check_initialization_order=1"
     export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1"
     export PYTHONMALLOC=malloc   # Python objects through malloc too, so ASan sees them
-    local paths
+    local paths omp
     paths=$(LD_PRELOAD=$libasan isas "$dir")
-    echo "== kernel paths: $paths"
+    omp=$(cd "$dir" && LD_PRELOAD=$libasan "$PY" -c "import cdropout; print(cdropout.simd_info()['openmp'])")
+    echo "== kernel paths: $paths; OpenMP: $omp"
+    if [ "$omp" != True ] && [ "${SANITIZE_ALLOW_NO_OPENMP:-0}" != 1 ]; then
+        echo "the sanitized build has no OpenMP (see $dir/build.log); SANITIZE_ALLOW_NO_OPENMP=1 to go on" >&2
+        exit 1
+    fi
     for isa in $paths; do
         (cd "$dir" && timed "asan+ubsan CDROPOUT_ISA=$isa" env LD_PRELOAD="$libasan" CDROPOUT_ISA="$isa" \
             "$PY" -m pytest -q -p no:cacheprovider -p no:warnings "${ASAN_TESTS[@]}")
