@@ -233,13 +233,12 @@ def _eval(x: np.ndarray, p: float, out: Optional[np.ndarray], return_mask: Optio
         return y
     if not scale:
         raise ValueError("return_mask needs training=True when scale=False")
-    n = math.prod(mshape)
     if return_mask == "key":
         return y, MaskKey(0, 0, offset, 0.0, mshape, True)
     bits = generate_bits(0, 0, offset, 0.0, mshape)
     if return_mask == "bits":
         return y, BitMask(bits, mshape, 0.0, True)
-    return y, np.ones(mshape, np.bool_) if n else unpack(bits, mshape)
+    return y, unpack(bits, mshape)
 
 
 def dropout_backward(

@@ -225,12 +225,11 @@ def resolve(seed: SeedLike, stream: Optional[int]) -> tuple[int, int]:
     """(seed, stream) of one call; a Generator (or None: the default one) gives its next stream."""
     if type(seed) is int and stream is None and 0 <= seed < U64:  # the common cases first
         return seed, 0
+    validate(seed, stream)
     if seed is None or isinstance(seed, Generator):
-        if stream is not None:
-            raise ValueError("stream= needs an explicit int or SeedSequence seed, not a Generator")
         return (_default if seed is None else seed)._take()
-    value = seed_from_seedsequence(seed) if isinstance(seed, np.random.SeedSequence) else check_u64(seed, "seed")
-    return value, 0 if stream is None else check_u64(stream, "stream")
+    value = seed_from_seedsequence(seed) if isinstance(seed, np.random.SeedSequence) else int(seed)
+    return value, 0 if stream is None else int(stream)
 
 
 from . import _api  # noqa: E402  (Generator.dropout calls it; _api imports this module first)

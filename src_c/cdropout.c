@@ -109,16 +109,20 @@ cd_key cd_make_key(uint64_t seed, uint64_t stream, uint64_t T)
     return k;
 }
 
+/* Bit s of src to bit d of dst, leaving dst's other bits as they are. */
+static inline void copy_bit(uint8_t *dst, uint64_t d, const uint8_t *src, uint64_t s)
+{
+    uint8_t bit = (uint8_t)(1u << (d & 7));
+    dst[d >> 3] = (uint8_t)((src[s >> 3] >> (s & 7)) & 1 ? dst[d >> 3] | bit : dst[d >> 3] & ~bit);
+}
+
 /* Copy m bits from src (starting at bit p) to dst (starting at bit q), leaving the other bits of
  * dst's edge bytes as they are. */
 static void copy_bits(uint8_t *dst, uint64_t q, const uint8_t *src, int p, int64_t m)
 {
     int64_t k = 0;
-    for (; k < m && ((q + (uint64_t)k) & 7); k++) {
-        uint64_t d = q + (uint64_t)k, s = (uint64_t)p + (uint64_t)k;
-        uint8_t bit = (uint8_t)(1u << (d & 7));
-        dst[d >> 3] = (uint8_t)((src[s >> 3] >> (s & 7)) & 1 ? dst[d >> 3] | bit : dst[d >> 3] & ~bit);
-    }
+    for (; k < m && ((q + (uint64_t)k) & 7); k++)     /* up to the first whole byte of dst */
+        copy_bit(dst, q + (uint64_t)k, src, (uint64_t)p + (uint64_t)k);
     uint8_t *d8 = dst + ((q + (uint64_t)k) >> 3);
     for (; k + 8 <= m; k += 8) {
         uint64_t s = (uint64_t)p + (uint64_t)k;
@@ -127,11 +131,8 @@ static void copy_bits(uint8_t *dst, uint64_t q, const uint8_t *src, int p, int64
             v |= (unsigned)src[(s >> 3) + 1] << (8 - r);
         *d8++ = (uint8_t)v;
     }
-    for (; k < m; k++) {
-        uint64_t d = q + (uint64_t)k, s = (uint64_t)p + (uint64_t)k;
-        uint8_t bit = (uint8_t)(1u << (d & 7));
-        dst[d >> 3] = (uint8_t)((src[s >> 3] >> (s & 7)) & 1 ? dst[d >> 3] | bit : dst[d >> 3] & ~bit);
-    }
+    for (; k < m; k++)                                  /* the last partial byte */
+        copy_bit(dst, q + (uint64_t)k, src, (uint64_t)p + (uint64_t)k);
 }
 
 typedef struct {
