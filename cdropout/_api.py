@@ -12,7 +12,7 @@ except ImportError:  # Python < 3.8 has no Literal; the package needs 3.9, so th
 
 import numpy as np
 
-from . import _config, _core
+from . import _core
 from ._apply import apply, block_mask_shape, constants, forward_bits, target
 from ._checks import (MASK_FORMS, Shape, as_array, check_form, check_index, check_out, check_p, check_span,
                       check_threads, check_u64, noise_shape)
@@ -400,15 +400,6 @@ def philox4x32(counter: Any, key: Sequence[int], rounds: int = 10) -> np.ndarray
     result = np.empty_like(c)
     _core.philox(c, result, k0, k1, int(rounds))
     return result
-
-
-def scale_inplace(x: np.ndarray, s: float, *, num_threads: Optional[int] = None) -> None:
-    """x *= s in place with the extension's threads and kernel path: the benchmark's floor."""
-    x = check_out(x, x, "x")  # type: ignore[assignment]
-    if x is None or not x.flags.c_contiguous:
-        raise TypeError("x must be a C-contiguous float16/32/64 ndarray")
-    _core.scale_inplace(_core.operand(x, "x")[1], x, float(s), check_threads(num_threads),
-                        _config.min_per_thread, _config.isa)
 
 
 # Names older modules import (cdropout.torch): kept so they keep working.

@@ -15,7 +15,6 @@ from typing import Any, Optional, Tuple
 import numpy as np
 
 from . import _config, _core
-from . import _shim  # noqa: F401  TEMPORARY
 from ._checks import Shape, check_p, check_shape, check_span, check_u64
 
 #: The stream-format version of the masks this release makes (docs/stream-format.md).
