@@ -20,9 +20,7 @@ ALPHA_PRIME = -1.7580993408473766
 
 def alpha_reference(x, keep, p):
     """y = a * (x * keep + alpha' * (1 - keep)) + b, PyTorch's formula, in the dtype's arithmetic."""
-    a = ((1 - p) * (1 + p * ALPHA_PRIME ** 2)) ** -0.5
-    b = -a * ALPHA_PRIME * p
-    c = a * ALPHA_PRIME + b
+    a, b, c = reference.alpha_constants(p)  # docs/variants.md, correctly rounded (decimal)
     work = np.float32 if x.dtype == np.float16 else x.dtype.type
     kept = (x.astype(work) * work(a) + work(b)).astype(x.dtype)
     return np.where(np.broadcast_to(keep, x.shape), kept, x.dtype.type(c))
@@ -76,7 +74,7 @@ def test_alpha_dropout_backward(form):
     p = 0.3
     y, mask = cdropout.alpha_dropout(x, p, seed=6, return_mask=form)
     keep = reference.keep_mask(x.shape, p, 6)
-    a = np.float32(((1 - p) * (1 + p * ALPHA_PRIME ** 2)) ** -0.5)
+    a = np.float32(reference.alpha_constants(p)[0])
     grad = cdropout.alpha_dropout_backward(g, mask, p=p if form == "bool" else None)
     assert_same_bits(grad, np.where(keep, g * a, np.float32(0)))
     # finite differences: the map is affine in x for a fixed mask
