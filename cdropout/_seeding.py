@@ -95,12 +95,12 @@ class Generator:
         lock.acquire()  # not `with`: this is every call's hot path, and `with` costs more here
         try:
             stream = self._next_stream
-            self._next_stream = stream + 1
             seed = self._seed
+            if stream < U64:  # (checked under the lock: a concurrent set_state is never undone)
+                self._next_stream = stream + 1
         finally:
             lock.release()
         if stream >= U64:
-            self._next_stream = U64
             raise ValueError("this Generator has used all 2**64 streams")
         return seed, stream
 
@@ -116,13 +116,13 @@ class Generator:
         """
         n = check_u64(n, "n")
         with self._lock:
-            first = self._n_children
+            first, seed = self._n_children, self._seed  # one consistent (seed, keys) pair
             if n > U64 - first:  # keys 0 .. 2**64-1: the counter stays picklable (<= 2**64)
                 raise ValueError(f"spawn(n): this Generator has {U64 - first} spawn keys left, "
                                  f"n={n} is too many")
             self._n_children = first + n
         return [
-            Generator(np.random.SeedSequence(self._seed, spawn_key=(first + i,))) for i in range(n)
+            Generator(np.random.SeedSequence(seed, spawn_key=(first + i,))) for i in range(n)
         ]
 
     def get_state(self) -> dict[str, int]:

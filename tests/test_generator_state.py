@@ -170,3 +170,61 @@ def test_fork_with_every_spawn_key_used():
         dflt.set_state(saved)
     (s1, c1), (s2, c2) = seeds
     assert c1 == c2 == 0 and s1 != s2 and 5 not in (s1, s2)
+
+
+def test_spawn_uses_one_consistent_seed_when_the_state_changes_meanwhile(monkeypatch):
+    """spawn() derives all its children from the seed its keys were reserved under, even when
+    another thread restores another state while the children are being built."""
+    import cdropout._seeding as seeding
+    parent = cdropout.Generator(1)
+    real_live = seeding._live
+    calls = []
+
+    class Hook:  # runs "another thread's" set_state right after the first child is built
+        def add(self, gen):
+            real_live.add(gen)
+            calls.append(gen)
+            if len(calls) == 1:
+                parent.set_state({"seed": 2, "next_stream": 0, "n_children": 0})
+
+    monkeypatch.setattr(seeding, "_live", Hook())
+    kids = parent.spawn(3)
+    assert len(calls) == 3, "the hook did not run: Generator.__init__ no longer registers in _live"
+    want = [reference.seed_from_seedsequence(np.random.SeedSequence(1, spawn_key=(k,))) for k in range(3)]
+    assert [k.seed for k in kids] == want
+
+
+def test_exhausted_generator_never_shows_a_state_out_of_range():
+    """A call on an exhausted generator never leaves next_stream above 2**64 (a state that
+    set_state and unpickling reject), not even for an instant after it releases the lock, when
+    another thread may pickle the generator."""
+    import threading
+    g = cdropout.Generator(9)
+    g.set_state({"seed": 9, "next_stream": U64, "n_children": 0})
+    seen = []
+
+    class WatchedLock:  # what another thread could read right after each release
+        def __init__(self):
+            self._real = threading.Lock()
+
+        def acquire(self, *args):
+            return self._real.acquire(*args)
+
+        def release(self):
+            self._real.release()
+            seen.append({"seed": g._seed, "next_stream": g._next_stream, "n_children": g._n_children})
+
+        __enter__ = acquire
+
+        def __exit__(self, *exc):
+            self.release()
+
+    g._lock = WatchedLock()
+    for _ in range(3):
+        with pytest.raises(ValueError, match="all 2\\*\\*64 streams"):
+            g.reserve_stream()
+    assert len(seen) >= 3, "the lock was not used"
+    for state in seen:
+        assert state["next_stream"] == U64, state
+        pickle.loads(pickle.dumps(state))
+        cdropout.Generator(0).set_state(state)
