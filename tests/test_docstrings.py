@@ -9,7 +9,6 @@ import doctest
 import importlib
 import pathlib
 
-import numpy as np
 import pytest
 
 import cdropout
