@@ -161,9 +161,10 @@ typedef struct {
 } plan;
 
 /* A tile of a transposed layout: CD_TA elements along the memory-inner dimension A (a multiple of
- * 8) by CD_TB along the mask-contiguous dimension B. */
-#define CD_TA 64
-#define CD_TB 512
+ * 8) by CD_TB along the mask-contiguous dimension B (rows of CD_TB bits span at most 16 blocks, one
+ * AVX-512 gen step). 36 KiB of stack. */
+#define CD_TA 1024
+#define CD_TB 120
 
 static int64_t itemsize_of(int dtype)
 {
@@ -525,9 +526,10 @@ static inline uint64_t transpose8(uint64_t v)
 }
 
 /* Tile t of a tiled plan: up to CD_TA elements along the innermost dimension A (memory order) by
- * CD_TB along B (mask stride 1). The mask of each A index is CD_TB consecutive mask indices: they
- * are generated (or read from the bits) row by row, the bit matrix is transposed 8 x 8 at a time,
- * and each B index's run along A is applied in memory order. */
+ * CD_TB along B (mask stride 1). The mask of each A index is up to CD_TB consecutive mask indices:
+ * they are generated for all rows at once (or read from the bits), the bit matrix is transposed 8 x 8
+ * at a time, and each B index's run along A is applied in memory order; where the tile is one
+ * contiguous block of memory (A whole and B following it), in a single apply call. */
 static void do_tile(const plan *pl, int64_t t)
 {
     const int nd = pl->ndim;
@@ -555,32 +557,55 @@ static void do_tile(const plan *pl, int64_t t)
     uint8_t rows[CD_TA][CD_TB / 8 + 2];
     const uint8_t *rp[CD_TA];
     int ph[CD_TA];
+    if (pl->src == SRC_KEY)
+        pl->kern->gen_rows(pl->op->key, m, msa, na, nb, rows[0], CD_TB / 8 + 2);
     for (int64_t a = 0; a < na; a++) {
         uint64_t mr = m + (uint64_t)a * msa;
-        rp[a] = fetch_bits(pl, mr, nb, rows[a]);
+        rp[a] = pl->src == SRC_KEY ? rows[a] : pl->op->bits_in + (mr >> 3);
         ph[a] = (int)(mr & 7);
     }
-    uint8_t cols[CD_TB][CD_TA / 8];
-    const int64_t nbytes = (nb + 7) >> 3, last = (nb - 1) >> 3;
+    /* cols + b * cs: the bits of B index b along A */
+    uint8_t cols[CD_TB * (CD_TA / 8)];
+    const int64_t cs = (na + 7) >> 3, nbytes = (nb + 7) >> 3, last = (nb - 1) >> 3;
     for (int64_t a8 = 0; a8 < na; a8 += 8) {
         const int nr = na - a8 < 8 ? (int)(na - a8) : 8;
-        for (int64_t k = 0; k < nbytes; k++) {
+        uint8_t *col = cols + (a8 >> 3);
+        int64_t k = 0;
+        if (nr == 8) {  /* whole groups of 8 rows, before each row's last byte: no edge to watch */
+            const uint8_t *p0 = rp[a8], *p1 = rp[a8 + 1], *p2 = rp[a8 + 2], *p3 = rp[a8 + 3];
+            const uint8_t *p4 = rp[a8 + 4], *p5 = rp[a8 + 5], *p6 = rp[a8 + 6], *p7 = rp[a8 + 7];
+            const int h0 = ph[a8], h1 = ph[a8 + 1], h2 = ph[a8 + 2], h3 = ph[a8 + 3];
+            const int h4 = ph[a8 + 4], h5 = ph[a8 + 5], h6 = ph[a8 + 6], h7 = ph[a8 + 7];
+#define ROWBYTE(p, h, r) ((uint64_t)((((unsigned)(p)[k] | (unsigned)(p)[k + 1] << 8) >> (h)) & 0xffu) << (8 * (r)))
+            for (; k < last; k++) {
+                uint64_t v = ROWBYTE(p0, h0, 0) | ROWBYTE(p1, h1, 1) | ROWBYTE(p2, h2, 2) | ROWBYTE(p3, h3, 3) |
+                             ROWBYTE(p4, h4, 4) | ROWBYTE(p5, h5, 5) | ROWBYTE(p6, h6, 6) | ROWBYTE(p7, h7, 7);
+                v = transpose8(v);
+                for (int c = 0; c < 8; c++)
+                    col[(8 * k + c) * cs] = (uint8_t)(v >> (8 * c));
+            }
+#undef ROWBYTE
+        }
+        for (; k < nbytes; k++) {
             uint64_t v = 0;
             for (int r = 0; r < nr; r++) {
                 const uint8_t *p = rp[a8 + r];
                 const int h = ph[a8 + r];
                 unsigned byte = (unsigned)p[k] >> h;
-                if (h != 0 && (k < last || ((h + nb - 1) >> 3) > k))  /* the row's bits go on in p[k + 1] */
+                if (h != 0 && ((h + nb - 1) >> 3) > k)  /* the row's bits go on in p[k + 1] */
                     byte |= (unsigned)p[k + 1] << (8 - h);
                 v |= (uint64_t)(byte & 0xffu) << (8 * r);
             }
             v = transpose8(v);
             for (int c = 0; c < 8 && 8 * k + c < nb; c++)
-                cols[8 * k + c][a8 >> 3] = (uint8_t)(v >> (8 * c));
+                col[(8 * k + c) * cs] = (uint8_t)(v >> (8 * c));
         }
     }
-    for (int64_t b = 0; b < nb; b++)
-        apply_run(pl, x + b * xb, xa, y + b * yb, ya, na, cols[b], 0);
+    if ((na & 7) == 0 && xb == na * xa && yb == na * ya)
+        apply_run(pl, x, xa, y, ya, na * nb, cols, 0);
+    else
+        for (int64_t b = 0; b < nb; b++)
+            apply_run(pl, x + b * xb, xa, y + b * yb, ya, na, cols + b * cs, 0);
 }
 
 
