@@ -433,3 +433,20 @@ def test_records_from_many_threads():
         t.join()
     for r in results:
         assert_same_bits(r, expected)
+
+
+# -- the one apply path, as the PyTorch and Dask front ends call it ---------------------------
+
+def test_apply_record_is_the_forward_and_every_backward():
+    from cdropout._api import apply_record
+
+    x = random_data((5, 8), np.float32, seed=7)
+    key = cdropout.MaskKey(3, 1, 2, 0.3, (5, 1))
+    assert_same_bits(apply_record(x, None, key), reference.dropout(x, 0.3, 3, 1, 2, noise_shape=(5, 1)))
+    a = x.copy()
+    assert apply_record(a, a, key) is a
+    assert_same_bits(a, reference.dropout(x, 0.3, 3, 1, 2, noise_shape=(5, 1)))
+    akey = cdropout.MaskKey(3, 1, 2, 0.3, (5, 8), kind="alpha")
+    assert_same_bits(apply_record(x, None, akey), cdropout.alpha_dropout_backward(x, akey))
+    with pytest.raises(ValueError, match="gaussian"):
+        apply_record(x, None, cdropout.MaskKey(3, 1, 2, 0.3, (5, 8), kind="gaussian"))
