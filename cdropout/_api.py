@@ -384,10 +384,17 @@ def dropout_backward(
         grad, code = _core.operand(grad, "grad")
     else:
         grad, code = as_array(grad, "grad")
-    rec = as_record(mask, p, scale, "bernoulli")
     nthreads = check_threads(num_threads)
     if out is not None:
         out = check_out(out, grad)
+    if (type(mask) is MaskKey and mask.kind == "bernoulli" and p is None and scale is None and index is None
+            and mask.index is None and mask.shape == grad.shape):  # the plain key (the common case, fast)
+        grad, y = target(grad, out)
+        s, T = constants(mask.p, code, mask.scale)
+        _core.apply_key(grad, y, s, mask.seed, mask.stream, T, mask.offset, None, None, nthreads,
+                        _config.min_per_thread, _config.isa)
+        return y
+    rec = as_record(mask, p, scale, "bernoulli")
     return apply_record(grad, out, rec, nthreads, index, code)
 
 
