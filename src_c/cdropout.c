@@ -202,6 +202,11 @@ static void apply_run(const plan *pl, const char *x, int64_t sx, char *y, int64_
         f(x, y, n, bits, phase, s);
         return;
     }
+    cd_apply_strided_fn fs = pl->kern->apply_strided[pl->op->dtype];
+    if (fs != NULL && sx == sy && sx > es && sx <= 8 * es && sx % es == 0) {
+        fs(x, y, sx / es, n, bits, phase, s);
+        return;
+    }
     _Alignas(64) char buf[CD_STAGE * 8];
     for (int64_t t = 0; t < n; t += CD_STAGE) {
         int64_t k = n - t < CD_STAGE ? n - t : CD_STAGE;
