@@ -157,7 +157,7 @@ typedef struct {
     int64_t itemsize;
     int permuted;                  /* the walk is not C order (dimensions reversed or reordered) */
     int tiled;                     /* worked in tiles (do_tile) */
-    int64_t nac, nbc, tile_units;  /* tiles along A and B; parallel_for units per tile */
+    int64_t nac, nbc, tile_units;  /* tiles along A and B; parallel_for elements per tile */
 } plan;
 
 /* A tile of a transposed layout: CD_TA elements along the memory-inner dimension A (a multiple of
@@ -537,7 +537,7 @@ static void make_plan(plan *pl, const cd_op *op, int isa)
         const int64_t nb = pl->shape[nd - 2] < CD_TB ? pl->shape[nd - 2] : CD_TB;
         pl->nac = (pl->shape[nd - 1] + CD_TA - 1) / CD_TA;
         pl->nbc = (pl->shape[nd - 2] + CD_TB - 1) / CD_TB;
-        pl->tile_units = (na * nb + CD_TILE - 1) / CD_TILE;
+        pl->tile_units = (na * nb + CD_TILE - 1) / CD_TILE * CD_TILE;  /* elements, rounded up to whole CD_TILEs */
     }
 }
 
