@@ -39,7 +39,7 @@ def layouts() -> List[Layout]:
             v = f(a2)
             if out_order == "reversed":
                 return v, np.empty_like(a2)[::-1, ::-1]
-            return v, np.empty(v.shape, v.dtype, order=out_order)
+            return v, np.empty(v.shape, v.dtype, order="F" if out_order == "F" else "C")
         return make
 
     return [
