@@ -318,9 +318,13 @@ def test_backward_rejects_bad_masks(arr, p, seed, case):
     elif wrong == "p_disagrees":
         kw = {"p": 0.25 if p != 0.25 else 0.75}
     elif wrong == "bits_dtype":
-        mask = cdropout.BitMask(mask.data.astype(np.int16), mask.shape, mask.p)
+        with pytest.raises(TypeError):  # an invalid record cannot be built, so never applied
+            cdropout.BitMask(mask.data.astype(np.int16), mask.shape, mask.p)
+        return
     elif wrong == "bits_size":
-        mask = cdropout.BitMask(np.zeros(mask.data.size + 1, np.uint8), mask.shape, mask.p)
+        with pytest.raises(ValueError):
+            cdropout.BitMask(np.zeros(mask.data.size + 1, np.uint8), mask.shape, mask.p)
+        return
     elif wrong == "mask_dtype":
         mask = mask.astype(np.uint8)
     else:
