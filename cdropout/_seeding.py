@@ -140,7 +140,7 @@ class Generator:
         """The seed of the next spawned child (what ``spawn(1)[0].seed`` would be)."""
         with self._lock:
             key, seed = self._n_children, self._seed
-            if key >= U64:  # as spawn(): the counter stays picklable (<= 2**64)
+            if key >= U64:
                 raise ValueError("this Generator has used all 2**64 spawn keys")
             self._n_children = key + 1
         return seed_from_seedsequence(np.random.SeedSequence(seed, spawn_key=(key,)))
@@ -182,6 +182,9 @@ class Generator:
         return _front["dropout_backward"](grad, mask, **kwargs)
 
 
+#: The front end's functions, registered by cdropout._api when it loads: _api imports this
+#: module, so this module must not import _api (no import cycle).
+_front: Dict[str, Callable[..., Any]] = {}
 _STATE_KEYS = ("seed", "next_stream", "n_children")
 
 
@@ -214,9 +217,6 @@ def _checked_state(state: Any) -> tuple[int, int, int]:
     return seed, stream, children
 
 
-#: The front end's functions, registered by cdropout._api when it loads: _api imports this
-#: module, so this module must not import _api (no import cycle).
-_front: Dict[str, Callable[..., Any]] = {}
 _live: "weakref.WeakSet[Generator]" = weakref.WeakSet()  # for the fork handler below
 _default = Generator(np.random.SeedSequence())  # OS entropy, until cdropout.seed(n)
 

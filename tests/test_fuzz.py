@@ -318,7 +318,7 @@ def test_backward_rejects_bad_masks(arr, p, seed, case):
     elif wrong == "p_disagrees":
         kw = {"p": 0.25 if p != 0.25 else 0.75}
     elif wrong == "bits_dtype":
-        with pytest.raises(TypeError):  # an invalid record cannot be built, so never applied
+        with pytest.raises(TypeError):  # an invalid record cannot even be built
             cdropout.BitMask(mask.data.astype(np.int16), mask.shape, mask.p)
         return
     elif wrong == "bits_size":
