@@ -9,6 +9,7 @@ from typing import Any, Optional, Sequence, Tuple, Union
 import numpy as np
 
 from . import _config, _core
+from ._bf16 import round_to_bfloat16
 from ._masks import BitMask, MaskKey, generate_bits, packed_size, threshold, unpack
 from ._seeding import U64, SeedLike, check_u64, resolve, validate
 
@@ -69,12 +70,23 @@ def _scale(p: float, dtype: np.dtype, scale: bool) -> float:
     s = 1.0 / (1.0 - p)
     if dtype == np.float64:
         return s
+    if dtype.name == "bfloat16":  # ml_dtypes.bfloat16 (code 3)
+        return round_to_bfloat16(s)
     if dtype == np.float16 and s >= 65520.0:  # rounds to inf in float16
         return math.inf
     return float(dtype.type(s))
 
 
 _DTYPES = (np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64))
+
+
+class _BF16Name:
+    """Stands for ml_dtypes.bfloat16 in _scale (ml_dtypes is not imported by cdropout)."""
+
+    name = "bfloat16"
+
+
+_BF16_NAME: Any = _BF16Name()
 
 
 _CONSTANTS: dict = {}
@@ -87,7 +99,7 @@ def _constants(p: float, code: int, scale: bool) -> Tuple[float, int]:
     if c is None:
         if len(_CONSTANTS) >= 1024:  # bounded: a schedule of many p values must not grow it
             _CONSTANTS.clear()
-        c = _CONSTANTS[key] = (_scale(p, _DTYPES[code], scale), threshold(p))
+        c = _CONSTANTS[key] = (_scale(p, _DTYPES[code] if code < 3 else _BF16_NAME, scale), threshold(p))
     return c
 
 

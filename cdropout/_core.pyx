@@ -48,7 +48,7 @@ MAX_DIMS = CD_MAX_DIMS
 
 
 def operand(x, str name):
-    """(array, dtype code) of an array_like of float16/32/64: 0, 1, 2 as in src_c/kernels.h.
+    """(array, dtype code) of an array_like of float16/32/64 or bfloat16: 0, 1, 2, 3 as in src_c/kernels.h.
 
     Other dtypes, byte-swapped data and masked arrays raise TypeError naming `name`; arrays whose
     data is not aligned for their dtype are copied (never written: they are inputs).
@@ -56,6 +56,9 @@ def operand(x, str name):
     cdef cnp.ndarray a
     cdef int t, code
     if type(x) is not np.ndarray:
+        if getattr(x, "requires_grad", False) is True and type(x).__module__.startswith("torch"):
+            raise TypeError(f"{name} is a torch.Tensor that requires grad: use cdropout.torch (e.g. "
+                            "cdropout.torch.dropout, differentiable) or pass a detached tensor")
         if isinstance(x, np.ma.MaskedArray):
             raise TypeError(f"{name} must not be a masked array (its mask would be ignored)")
         try:
@@ -65,8 +68,11 @@ def operand(x, str name):
     a = x
     t = cnp.PyArray_TYPE(a)
     code = 0 if t == cnp.NPY_FLOAT16 else 1 if t == cnp.NPY_FLOAT else 2 if t == cnp.NPY_DOUBLE else -1
+    if code < 0 and t >= 256 and a.dtype.name == "bfloat16" and a.dtype.itemsize == 2:
+        code = 3  # ml_dtypes.bfloat16 (a user dtype, >= NPY_USERDEF; found by name, not imported)
     if code < 0:
-        raise TypeError(f"{name} must have dtype float16, float32 or float64, not {a.dtype}")
+        raise TypeError(f"{name} must have dtype float16, float32 or float64 (or ml_dtypes.bfloat16), "
+                        f"not {a.dtype}")
     if not cnp.PyArray_ISNOTSWAPPED(a):
         raise TypeError(f"{name} must be in native byte order, not {a.dtype.str}")
     if not cnp.PyArray_ISALIGNED(a):

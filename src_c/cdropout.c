@@ -241,7 +241,7 @@ static void do_range(const plan *pl, int64_t i0, int64_t i1)
 
 static int64_t itemsize_of(int dtype)
 {
-    return dtype == CD_F16 ? 2 : dtype == CD_F32 ? 4 : 8;
+    return dtype == CD_F16 || dtype == CD_BF16 ? 2 : dtype == CD_F32 ? 4 : 8;
 }
 
 /* Merge dimensions that are contiguous with their inner neighbour in both x and y and drop
