@@ -107,3 +107,23 @@ def test_backward_bfloat16():
     g = cdropout.dropout_backward(np.ones_like(x), key)
     np.testing.assert_array_equal(g.view(np.uint16), cdropout.dropout(np.ones_like(x), 0.5, seed=4).view(np.uint16))
     assert np.array_equal(g != 0, key.to_bool())
+
+
+def test_torch_bfloat16_matches_numpy_path():
+    torch = pytest.importorskip("torch")
+    import cdropout.torch as ct
+
+    rng = np.random.default_rng(5)
+    x_bits = rng.integers(0, 65536, 4099).astype(np.uint16)
+    t = torch.from_numpy(x_bits.astype(np.int16)).view(torch.bfloat16)
+    for isa in available_isas():
+        with cdropout._config.forced_isa(isa):
+            yt = ct.dropout(t, 0.3, seed=8, stream=1)
+        assert yt.dtype == torch.bfloat16
+        expected = ref_bits(x_bits, reference.keep_mask(x_bits.shape, 0.3, 8, 1), bf16_scale(0.3))
+        np.testing.assert_array_equal(yt.view(torch.int16).numpy().view(np.uint16), expected)
+    tg = torch.randn(64, dtype=torch.bfloat16, requires_grad=True)
+    out = ct.dropout(tg, 0.5, seed=2)
+    out.sum().backward()
+    keep = reference.keep_mask((64,), 0.5, 2)
+    assert torch.equal(tg.grad, torch.from_numpy(np.where(keep, 2.0, 0.0)).to(torch.bfloat16))
