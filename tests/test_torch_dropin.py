@@ -191,8 +191,14 @@ def test_vmap_randomness_semantics():
         torch.vmap(lambda t: ct.dropout(t, 0.5))(X)  # as F.dropout: random op in 'error' mode
 
 
-def test_vmap_batched_keys():
+def test_vmap_batched_keys_and_func_transforms():
     X = torch.randn(3, 20, dtype=torch.float64)
+    keep = reference.keep_mask((20,), 0.5, 5)
+    g = torch.func.vmap(torch.func.grad(lambda t: ct.dropout(t, 0.5, seed=5).sum()))(X)
+    for i in range(3):
+        np.testing.assert_array_equal(g[i].numpy(), np.where(keep, 2.0, 0.0))
+    jac = torch.func.jacrev(lambda t: ct.dropout(t, 0.5, seed=5))(X[0])
+    np.testing.assert_array_equal(jac.numpy(), np.diag(np.where(keep, 2.0, 0.0)))
     from cdropout.torch._ops import dropout_op, to_key
 
     keys = torch.stack([to_key(7, k, 0) for k in range(3)])

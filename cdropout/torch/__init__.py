@@ -33,9 +33,10 @@ give every sample the same mask, so ``vmap(f)(X)[i] == f(X[i])``; ``'different'`
 over the stacked batch (sample i uses mask indices ``offset + i*n`` to ``offset + (i+1)*n - 1``,
 as if dropout ran on the stacked tensor). Without a seed the key is drawn by ``torch.randint``
 inside vmap, which follows vmap's randomness mode: an error by default, one key for ``'same'``,
-one key per sample for ``'different'``. The op's autograd formula is registered with
-``torch.library.register_autograd``; torch 2.13 does not run such formulas inside
-``torch.func.grad``/``jacrev`` (functorch transforms), so use ``torch.autograd`` for gradients.
+one key per sample for ``'different'``. ``torch.func.grad``, ``jacrev`` and ``vmap`` of them
+work too (in eager mode the functional forms run the op's kernel through an
+``autograd.Function`` twin with the same formulas, which torch.func transforms support and which
+costs less per call than the dispatcher; while tracing they call the registered op).
 
 TorchScript
 -----------

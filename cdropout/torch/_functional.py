@@ -14,7 +14,8 @@ import numpy as np
 import torch
 
 from .._seeding import Generator as _CdGenerator, resolve
-from ._ops import _signed, apply_, dropout_op, dtype_code, to_key
+from ._ops import _signed, apply_, dtype_code, to_key, tracing
+from ._ops import dropout as dropout_op
 
 __all__ = ["dropout", "dropout1d", "dropout2d", "dropout3d", "alpha_dropout", "feature_alpha_dropout"]
 
@@ -47,10 +48,9 @@ def _check_input(x: Any, inplace: bool) -> None:
 
 
 def _is_traced(x: torch.Tensor) -> bool:
-    """True under torch.compile/export tracing, functorch transforms or a dispatch mode."""
-    return (torch.compiler.is_compiling() or not (type(x) is torch.Tensor or type(x) is torch.nn.Parameter)
-            or torch._C._functorch.is_functorch_wrapped_tensor(x)
-            or torch._C._len_torch_dispatch_stack() > 0)
+    """True when x must not be written through NumPy: tracing, dispatch modes, subclasses and
+    functorch-wrapped (vmap, grad) tensors."""
+    return tracing(x) or torch._C._functorch.is_functorch_wrapped_tensor(x)
 
 
 def _u64(value: Any, name: str) -> int:

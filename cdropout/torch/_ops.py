@@ -138,23 +138,89 @@ dropout_op.register_autograd(_backward, setup_context=_setup_context)
 
 
 def _vmap_rule(info: Any, in_dims: Tuple[Optional[int], ...], x: torch.Tensor, key: torch.Tensor, p: float,
-               mask_shape: List[int], scale: bool) -> Tuple[torch.Tensor, int]:
+               mask_shape: List[int], scale: bool, fn: Any = None) -> Tuple[torch.Tensor, int]:
     """vmap: an unbatched key gives every sample the same mask (randomness 'same' or 'error', so
     ``vmap(f)(X)[i] == f(X[i])``) or masks drawn over the stacked batch (randomness 'different':
     sample i uses mask indices ``offset + i * n .. offset + (i + 1) * n - 1``, as if dropout ran on
     the stacked tensor). A batched key gives sample i the mask of key i."""
+    op = dropout_op if fn is None else fn
     x_bdim, key_bdim = in_dims[0], in_dims[1]
     B = info.batch_size
     if key_bdim is None:
         if x_bdim is None:
-            return dropout_op(x, key, p, mask_shape, scale), 0  # pragma: no cover - vmap skips this
+            return op(x, key, p, mask_shape, scale), 0  # pragma: no cover - vmap skips this
         xb = x.movedim(x_bdim, 0)
         per = list(mask_shape) if len(mask_shape) else list(xb.shape[1:])
         lead = B if info.randomness == "different" else 1
-        return dropout_op(xb, key, p, [lead] + per, scale), 0
+        return op(xb, key, p, [lead] + per, scale), 0
     keys = key.movedim(key_bdim, 0)
     xb = x.movedim(x_bdim, 0) if x_bdim is not None else x.unsqueeze(0).expand(B, *x.shape)
-    return torch.stack([dropout_op(xb[i], keys[i], p, mask_shape, scale) for i in range(B)]), 0
+    return torch.stack([op(xb[i], keys[i], p, mask_shape, scale) for i in range(B)]), 0
 
 
 dropout_op.register_vmap(_vmap_rule)
+
+
+def tracing(x: torch.Tensor) -> bool:
+    """True under torch.compile/export tracing, a dispatch mode, or for a tensor subclass (fake
+    tensors): the registered op must be called then, so the tracer records it."""
+    return (torch.compiler.is_compiling() or torch._C._len_torch_dispatch_stack() > 0
+            or not (type(x) is torch.Tensor or type(x) is torch.nn.Parameter))
+
+
+def _forward(x: torch.Tensor, key: torch.Tensor, p: float, mask_shape: List[int], scale: bool) -> torch.Tensor:
+    y = empty_like(x)
+    apply_(x.resolve_neg(), y, key, p, mask_shape, scale)
+    return y
+
+
+class _Eager(torch.autograd.Function):
+    """The op's eager-mode twin: the same kernel and formulas with less dispatch overhead
+    (forward + backward of 64 elements: about 60 us against 160 us through the registered op)."""
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor, key: torch.Tensor, p: float, mask_shape: List[int],
+                scale: bool) -> torch.Tensor:
+        _setup_context(ctx, (x, key, p, mask_shape, scale), x)
+        return _forward(x, key, p, mask_shape, scale)
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> Any:
+        return _backward_any(ctx, grad)
+
+
+class _EagerFunc(torch.autograd.Function):
+    """The same for torch.func transforms (grad, vmap, ...), which need setup_context and a vmap
+    rule; the op's registered autograd formula does not run under them."""
+
+    @staticmethod
+    def forward(x: torch.Tensor, key: torch.Tensor, p: float, mask_shape: List[int],  # type: ignore[override]
+                scale: bool) -> torch.Tensor:
+        return _forward(x, key, p, mask_shape, scale)
+
+    @staticmethod
+    def setup_context(ctx: Any, inputs: Tuple[Any, ...], output: torch.Tensor) -> None:
+        _setup_context(ctx, inputs, output)
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> Any:  # type: ignore[override]
+        return _backward_any(ctx, grad)
+
+    @staticmethod
+    def vmap(info: Any, in_dims: Tuple[Optional[int], ...], x: torch.Tensor, key: torch.Tensor, p: float,
+             mask_shape: List[int], scale: bool) -> Tuple[torch.Tensor, int]:
+        return _vmap_rule(info, in_dims, x, key, p, mask_shape, scale, fn=_EagerFunc.apply)
+
+
+def _backward_any(ctx: Any, grad: torch.Tensor) -> Any:
+    (key,) = ctx.saved_tensors
+    return dropout(grad, key, ctx.p, ctx.mask_shape, ctx.scale), None, None, None, None
+
+
+def dropout(x: torch.Tensor, key: torch.Tensor, p: float, mask_shape: List[int], scale: bool) -> torch.Tensor:
+    """The op, differentiable: the registered op while tracing, its eager twins otherwise."""
+    if tracing(x):
+        return dropout_op(x, key, p, mask_shape, scale)
+    if torch._C._are_functorch_transforms_active():
+        return _EagerFunc.apply(x, key, p, mask_shape, scale)  # type: ignore[no-any-return]
+    return _Eager.apply(x, key, p, mask_shape, scale)  # type: ignore[no-any-return]
