@@ -333,9 +333,9 @@ def dropout3d(input: torch.Tensor, p: float = 0.5, training: bool = True, inplac
 
 def _alpha_coefficients(p: float) -> Tuple[float, float, float]:
     """(a, b, c): kept -> a*x + b, dropped -> c, the same constants as cdropout.alpha_dropout."""
-    from .. import variants
+    from .._alpha import _alpha_coefficients
 
-    return variants._alpha_coefficients(p)
+    return _alpha_coefficients(p)
 
 
 def _alpha(input: torch.Tensor, p: float, training: bool, inplace: bool, generator: GeneratorLike,

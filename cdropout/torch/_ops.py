@@ -23,15 +23,14 @@ import numpy as np
 import torch
 
 from .. import _config, _core
-from .._bf16 import round_to_bfloat16
-from .._masks import generate_bits, threshold, unpack
+from .._apply import constants, mask_map
+from .._record import gen_bits
 
 __all__ = ["dropout_op", "apply_", "dtype_code", "to_key"]
 
 _U64 = 1 << 64
 _I64 = 1 << 63
 _CODES = {torch.float16: 0, torch.float32: 1, torch.float64: 2, torch.bfloat16: 3}
-_NP_OF: Dict[int, Any] = {0: np.float16, 1: np.float32, 2: np.float64}
 
 
 def dtype_code(dtype: torch.dtype) -> Optional[int]:
@@ -48,20 +47,6 @@ def to_key(seed: int, stream: int, offset: int) -> torch.Tensor:
     return torch.tensor([_signed(seed), _signed(stream), _signed(offset)], dtype=torch.int64)
 
 
-def scale_of(p: float, code: int, scale: bool) -> float:
-    """1/(1-p) rounded to the dtype of `code` (an exact double), or 1 without rescaling."""
-    if not scale or p >= 1.0:
-        return 1.0
-    s = 1.0 / (1.0 - p)
-    if code == 2:
-        return s
-    if code == 3:
-        return round_to_bfloat16(s)
-    if code == 0 and s >= 65520.0:    # rounds to inf in float16
-        return math.inf
-    return float(_NP_OF[code](s))
-
-
 def _numpy_view(t: torch.Tensor, code: int) -> np.ndarray:
     """A NumPy view of a CPU tensor's memory (bfloat16 as int16: the kernel gets the code)."""
     t = t.detach()
@@ -72,24 +57,23 @@ def apply_(x: torch.Tensor, y: torch.Tensor, key: torch.Tensor, p: float, mask_s
            scale: bool) -> None:
     """Write the dropout of x with `key` into y (same shape and dtype; y may be x). No autograd.
 
-    x must not have its neg bit set (the caller resolves it); y must be dense or be x.
+    x must not have its neg bit set (the caller resolves it); y must be dense or be x. The
+    constants, mask addressing and bit generation are the NumPy path's (cdropout._apply); the
+    C kernels run on ``torch.get_num_threads()`` threads (the result does not depend on it).
     """
     code = _CODES[x.dtype]
     seed, stream, offset = (v % _U64 for v in key.tolist())
-    s = scale_of(p, code, scale)
+    s, T = constants(p, code, scale)
     shape = tuple(x.shape)
     ms = tuple(mask_shape) if len(mask_shape) else shape
-    if ms != shape:
-        # Noise-shaped mask: the keep bits of the noise shape, broadcast by torch (one rounding
-        # of x * s in the dtype, as in the C kernels).
-        keep = torch.from_numpy(unpack(generate_bits(seed, stream, offset, p, ms), ms))
-        with torch.no_grad():
-            prod = x * torch.tensor(s, dtype=x.dtype) if s != 1.0 else x
-            y.copy_(torch.where(keep, prod, torch.zeros((), dtype=x.dtype)))
-        return
     xn, yn = _numpy_view(x, code), _numpy_view(y, code)
-    _core.run(code, xn, yn, s, (seed, stream, threshold(p)), offset, None, None, torch.get_num_threads(),
-              _config.min_per_thread, _config.isa)
+    nthreads, mpt, isa, bf16 = torch.get_num_threads(), _config.min_per_thread, _config.isa, int(code == 3)
+    if ms == shape:
+        _core.apply_key(xn, yn, s, seed, stream, T, offset, None, None, nthreads, mpt, isa, bf16=bf16)
+    else:  # noise shape: the small mask's bits, broadcast with zero mask strides
+        bits = gen_bits(seed, stream, T, offset, math.prod(ms), nthreads)
+        mbase, mstrides = mask_map(shape, ms, None)
+        _core.apply_bits(xn, yn, s, bits, mbase, mstrides, nthreads, mpt, isa, bf16=bf16)
 
 
 _NP_STORAGE = {torch.float16: np.float16, torch.float32: np.float32, torch.float64: np.float64,
