@@ -326,3 +326,14 @@ def test_fake_tensor_propagation():
         assert y.shape == x.shape and y.stride() == x.stride()
     torch.library.opcheck(torch.ops.cdropout.dropout.default,
                           (torch.randn(3, 4), torch.tensor([1, 2, 0]), 0.5, [], True))
+    torch.library.opcheck(torch.ops.cdropout.dropout.default,
+                          (torch.randn(3, 4), torch.tensor([1, 2, 0]), 0.5, [3, 1], True))
+
+
+def test_operator_checks_its_arguments():
+    op, x, key = torch.ops.cdropout.dropout, torch.randn(5, 4), torch.tensor([1, 2, 0])
+    for args, match in (((x, key.float(), 0.5, [], True), "key"), ((x, key[:2], 0.5, [], True), "key"),
+                        ((x, key, 1.5, [], True), "p must be"), ((x, key, 0.5, [2, 1], True), "broadcast"),
+                        ((x, key, 0.5, [5], True), "broadcast"), ((x.int(), key, 0.5, [], True), "float16")):
+        with pytest.raises(RuntimeError, match=match):
+            op(*args)
