@@ -219,6 +219,9 @@ def test_torchscript_modules():
         y.sum().backward()
         assert torch.equal(x.grad, y.detach())
         assert sm.eval()(x) is x
+    scripted_alpha = torch.jit.script(ct.AlphaDropout(0.5))
+    with pytest.raises(Exception, match="cannot be scripted"):
+        scripted_alpha(torch.ones(3))
 
 
 # 8. strict state_dict loading ----------------------------------------------------------------
@@ -287,6 +290,13 @@ def test_compile_fullgraph_forward_backward():
     assert torch.equal(y, ct.dropout(t, 0.3, seed=9, stream=1) * 2)
     y.sum().backward()
     np.testing.assert_array_equal(t.grad.numpy(), np.where(reference.keep_mask((100,), 0.3, 9, 1), np.float32(2) * np.float32(1 / 0.7), np.float32(0)))
+
+
+def test_compile_inplace_module():
+    torch._dynamo.reset()
+    net = torch.nn.Sequential(torch.nn.Linear(8, 16), ct.Dropout(0.5, inplace=True), torch.nn.Linear(16, 1))
+    torch.compile(net, fullgraph=True)(torch.randn(4, 8)).sum().backward()
+    assert net[0].weight.grad is not None and bool(net[0].weight.grad.ne(0).any())
 
 
 def test_compile_explain_has_no_graph_break():
