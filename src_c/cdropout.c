@@ -162,7 +162,7 @@ typedef struct {
 
 /* A tile of a transposed layout: CD_TA elements along the memory-inner dimension A (a multiple of
  * 8) by CD_TB along the mask-contiguous dimension B (rows of CD_TB bits span at most 16 blocks, one
- * AVX-512 gen step). 36 KiB of stack. */
+ * AVX-512 gen step). 42 KiB of stack. */
 #define CD_TA 1024
 #define CD_TB 120
 
@@ -239,29 +239,32 @@ static const uint8_t *fetch_bits(const plan *pl, uint64_t m, int64_t n, uint8_t 
     return tmp;
 }
 
-static inline uint8_t reverse8(unsigned b)
-{
-    b = ((b & 0xF0u) >> 4) | ((b & 0x0Fu) << 4);
-    b = ((b & 0xCCu) >> 2) | ((b & 0x33u) << 2);
-    b = ((b & 0xAAu) >> 1) | ((b & 0x55u) << 1);
-    return (uint8_t)b;
-}
+/* reverse8[b] = the bits of byte b in reverse order */
+#define CD_R2(n) n, n + 2 * 64, n + 1 * 64, n + 3 * 64
+#define CD_R4(n) CD_R2(n), CD_R2(n + 2 * 16), CD_R2(n + 1 * 16), CD_R2(n + 3 * 16)
+#define CD_R6(n) CD_R4(n), CD_R4(n + 2 * 4), CD_R4(n + 1 * 4), CD_R4(n + 3 * 4)
+static const uint8_t reverse8[256] = {CD_R6(0), CD_R6(2), CD_R6(1), CD_R6(3)};
+#undef CD_R2
+#undef CD_R4
+#undef CD_R6
 
 /* out bit (phase + j) = keep(m - j) for j < n (n <= CD_TILE): a run whose mask index goes down.
  * Returns phase. */
 static int fetch_reversed(const plan *pl, uint64_t m, int64_t n, uint8_t *out)
 {
-    uint8_t tmp[CD_TILE / 8 + 2], aligned[CD_TILE / 8 + 2];
+    uint8_t tmp[CD_TILE / 8 + 2];
     const uint64_t lo = m - (uint64_t)(n - 1);
     const uint8_t *src = fetch_bits(pl, lo, n, tmp);
+    const int h = (int)(lo & 7);
     const int64_t nb = (n + 7) >> 3;
-    if (lo & 7) {
-        copy_bits(aligned, 0, src, (int)(lo & 7), n);
-        src = aligned;
-    }
-    /* the nb bytes reversed hold the n bits reversed after 8 * nb - n leading padding bits */
-    for (int64_t k = 0; k < nb; k++)
-        out[k] = reverse8(src[nb - 1 - k]);
+    /* aligned byte k of the n bits from lo, reversed, is out[nb - 1 - k]: the reversed bits then
+     * start after 8 * nb - n padding bits */
+    for (int64_t k = 0; k < nb - 1; k++)
+        out[nb - 1 - k] = reverse8[(((unsigned)src[k] | (unsigned)src[k + 1] << 8) >> h) & 0xffu];
+    unsigned v = (unsigned)src[nb - 1] >> h;
+    if (h != 0 && ((h + n - 1) >> 3) > nb - 1)    /* the last bits go on in the next byte */
+        v |= (unsigned)src[nb] << (8 - h);
+    out[0] = reverse8[v & 0xffu];
     return (int)(8 * nb - n);
 }
 
@@ -525,6 +528,21 @@ static inline uint64_t transpose8(uint64_t v)
     return v;
 }
 
+/* w[r] byte j <-> w[j] byte r: an 8 x 8 byte matrix transposed in place. */
+static inline void transpose_bytes8(uint64_t w[8])
+{
+    static const uint64_t mask[3] = {0x00FF00FF00FF00FFull, 0x0000FFFF0000FFFFull, 0x00000000FFFFFFFFull};
+    for (int l = 0; l < 3; l++) {
+        const int s = 1 << l;
+        for (int r = 0; r < 8; r++)
+            if (!(r & s)) {
+                uint64_t t = ((w[r] >> (8 * s)) ^ w[r + s]) & mask[l];
+                w[r + s] ^= t;
+                w[r] ^= t << (8 * s);
+            }
+    }
+}
+
 /* Tile t of a tiled plan: up to CD_TA elements along the innermost dimension A (memory order) by
  * CD_TB along B (mask stride 1). The mask of each A index is up to CD_TB consecutive mask indices:
  * they are generated for all rows at once (or read from the bits), the bit matrix is transposed 8 x 8
@@ -554,11 +572,11 @@ static void do_tile(const plan *pl, int64_t t)
     y += a0 * ya + b0 * yb;
     m += (uint64_t)a0 * msa + (uint64_t)b0;
 
-    uint8_t rows[CD_TA][CD_TB / 8 + 2];
+    uint8_t rows[CD_TA][CD_TB / 8 + 10];
     const uint8_t *rp[CD_TA];
     int ph[CD_TA];
     if (pl->src == SRC_KEY)
-        pl->kern->gen_rows(pl->op->key, m, msa, na, nb, rows[0], CD_TB / 8 + 2);
+        pl->kern->gen_rows(pl->op->key, m, msa, na, nb, rows[0], CD_TB / 8 + 10);
     for (int64_t a = 0; a < na; a++) {
         uint64_t mr = m + (uint64_t)a * msa;
         rp[a] = pl->src == SRC_KEY ? rows[a] : pl->op->bits_in + (mr >> 3);
@@ -576,6 +594,33 @@ static void do_tile(const plan *pl, int64_t t)
             const uint8_t *p4 = rp[a8 + 4], *p5 = rp[a8 + 5], *p6 = rp[a8 + 6], *p7 = rp[a8 + 7];
             const int h0 = ph[a8], h1 = ph[a8 + 1], h2 = ph[a8 + 2], h3 = ph[a8 + 3];
             const int h4 = ph[a8 + 4], h5 = ph[a8 + 5], h6 = ph[a8 + 6], h7 = ph[a8 + 7];
+            const uint8_t *pr[8] = {p0, p1, p2, p3, p4, p5, p6, p7};
+            const int hr[8] = {h0, h1, h2, h3, h4, h5, h6, h7};
+            /* 8 bytes of each row: 8 x 8 blocks at once. Generated rows have 8 bytes of slack, so
+             * the last group may read past the row (those columns are not stored); rows in the
+             * caller's bits stop before their last byte. */
+            const int64_t kend = pl->src == SRC_KEY ? nbytes : last - 7;
+            for (; k < kend; k += 8) {
+                uint64_t w[8];
+                for (int r = 0; r < 8; r++) {
+                    uint64_t lo8;
+                    memcpy(&lo8, pr[r] + k, 8);  /* little-endian: byte j = the row's byte k + j */
+                    w[r] = hr[r] ? lo8 >> hr[r] | (uint64_t)pr[r][k + 8] << (64 - hr[r]) : lo8;
+                }
+                transpose_bytes8(w);         /* w[j] byte r = row r's byte k + j */
+                for (int j = 0; j < 8; j++) {
+                    uint64_t v = transpose8(w[j]);
+                    const int64_t b = 8 * (k + j);
+                    if (b + 8 <= nb)
+                        for (int c = 0; c < 8; c++)
+                            col[(b + c) * cs] = (uint8_t)(v >> (8 * c));
+                    else
+                        for (int c = 0; b + c < nb; c++)
+                            col[(b + c) * cs] = (uint8_t)(v >> (8 * c));
+                }
+            }
+            if (k > nbytes)
+                k = nbytes;
 #define ROWBYTE(p, h, r) ((uint64_t)((((unsigned)(p)[k] | (unsigned)(p)[k + 1] << 8) >> (h)) & 0xffu) << (8 * (r)))
             for (; k < last; k++) {
                 uint64_t v = ROWBYTE(p0, h0, 0) | ROWBYTE(p1, h1, 1) | ROWBYTE(p2, h2, 2) | ROWBYTE(p3, h3, 3) |
