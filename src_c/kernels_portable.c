@@ -201,4 +201,5 @@ static void scale_f16(void *yv, int64_t n, double sd)
 
 const cd_kernels cd_kernels_portable = {
     "portable", gen_portable, {apply_f16, apply_f32, apply_f64, apply_bf16},
-    {scale_f16, scale_f32, scale_f64, cd_scale_bf16}, {NULL, NULL, NULL, NULL}, gen_rows_portable};
+    {scale_f16, scale_f32, scale_f64, cd_scale_bf16}, {NULL, NULL, NULL, NULL}, gen_rows_portable,
+    {NULL, NULL, NULL, NULL}};
