@@ -347,3 +347,17 @@ def test_operator_checks_its_arguments():
                         ((x, key, 0.5, [5], True), "broadcast"), ((x.int(), key, 0.5, [], True), "float16")):
         with pytest.raises(RuntimeError, match=match):
             op(*args)
+
+
+@pytest.mark.parametrize("dtype", ["float16", "float32", "float64"])
+def test_alpha_dropout_equals_numpy_path(dtype):
+    x = np.random.default_rng(3).standard_normal((6, 5, 7)).astype(dtype)
+    t = torch.from_numpy(x.copy())
+    assert_same_bits(ct.alpha_dropout(t, 0.2, True, seed=1, stream=4).numpy(),
+                     cdropout.alpha_dropout(x, 0.2, seed=1, stream=4))
+    assert_same_bits(ct.feature_alpha_dropout(t, 0.3, True, seed=2).numpy(),
+                     cdropout.feature_alpha_dropout(x, 0.3, seed=2))
+    tg = t.clone().requires_grad_()
+    ct.alpha_dropout(tg, 0.2, True, seed=1, stream=4).backward(torch.ones_like(tg))
+    _, key = cdropout.alpha_dropout(x, 0.2, seed=1, stream=4, return_mask="key")
+    assert_same_bits(tg.grad.numpy(), cdropout.alpha_dropout_backward(np.ones_like(x), key))

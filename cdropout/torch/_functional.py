@@ -335,6 +335,7 @@ def dropout3d(input: torch.Tensor, p: float = 0.5, training: bool = True, inplac
     return _channel(input, p, training, inplace, generator, seed, stream, 3, "dropout3d")
 
 
+@torch.compiler.assume_constant_result  # torch.compile: evaluated once at trace time (p is a constant)
 def _alpha_coefficients(p: float) -> Tuple[float, float, float]:
     """(a, b, c): kept -> a*x + b, dropped -> c, the same constants as cdropout.alpha_dropout."""
     from .._alpha import _alpha_coefficients
