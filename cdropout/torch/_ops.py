@@ -221,4 +221,6 @@ def dropout(x: torch.Tensor, key: torch.Tensor, p: float, mask_shape: List[int],
         return dropout_op(x, key, p, mask_shape, scale)
     if torch._C._are_functorch_transforms_active():
         return _EagerFunc.apply(x, key, p, mask_shape, scale)  # type: ignore[no-any-return]
+    if not (x.requires_grad and torch.is_grad_enabled()):  # nothing to record (e.g. in a backward)
+        return _forward(x, key, p, mask_shape, scale)
     return _Eager.apply(x, key, p, mask_shape, scale)  # type: ignore[no-any-return]
