@@ -35,9 +35,27 @@ extensions = [
     "myst_parser",
 ]
 
+# Optional submodules: each has a page api-<name>.rst, left out when the module cannot be imported
+# (its dependency is not installed), and then skipped by the guide's doctests too.
+OPTIONAL_MODULES = ("cdropout.torch", "cdropout.dask")
+
+
+def _importable(module: str) -> bool:
+    import importlib
+
+    try:
+        importlib.import_module(module)
+    except ImportError:
+        return False
+    return True
+
+
+HAVE = {module: _importable(module) for module in OPTIONAL_MODULES}
+
 source_suffix = {".rst": "restructuredtext", ".md": "markdown"}
 root_doc = "index"
-exclude_patterns = ["_build", "Thumbs.db", ".DS_Store"]
+exclude_patterns = ["_build", "Thumbs.db", ".DS_Store"] + [
+    f"api-{module.split('.')[1]}.rst" for module, ok in HAVE.items() if not ok]
 templates_path = ["_templates"]
 
 # API reference: one page per public name, generated at build time (docs/generated/ is not
@@ -60,6 +78,10 @@ myst_heading_anchors = 3
 doctest_global_setup = """
 import numpy as np
 import cdropout
+try:
+    import torch
+except ImportError:
+    torch = None
 """
 
 html_theme = "alabaster"
@@ -68,15 +90,20 @@ html_static_path: list = []
 
 
 def _listed_names() -> dict:
-    """{module: names listed under its ``.. currentmodule::`` in api.rst}."""
+    """{module: names listed under its ``.. currentmodule::`` in api.rst and api-*.rst}."""
+    import glob
+
     listed: dict = {}
-    module = None
-    with open(os.path.join(HERE, "api.rst"), encoding="utf-8") as f:
-        for line in f:
-            if line.startswith(".. currentmodule::"):
-                module = line.split("::", 1)[1].strip()
-            elif module and line.startswith("   ") and not line.strip().startswith(":") and line.strip():
-                listed.setdefault(module, set()).add(line.strip())
+    for path in [os.path.join(HERE, "api.rst"), *sorted(glob.glob(os.path.join(HERE, "api-*.rst")))]:
+        if os.path.basename(path) in exclude_patterns:
+            continue
+        module = None
+        with open(path, encoding="utf-8") as f:
+            for line in f:
+                if line.startswith(".. currentmodule::"):
+                    module = line.split("::", 1)[1].strip()
+                elif module and line.startswith("   ") and line.strip() and not line.strip().startswith(":"):
+                    listed.setdefault(module, set()).add(line.strip())
     return listed
 
 
@@ -92,24 +119,17 @@ def _check_api_complete(app) -> None:
     log = logging.getLogger(__name__)
     listed = _listed_names()
     for module in ("cdropout", *OPTIONAL_MODULES):
-        try:
-            mod = importlib.import_module(module)
-        except ImportError:
-            if module in listed:
-                log.warning("docs/api.rst documents %s, which cannot be imported here", module)
+        if not HAVE.get(module, True):
             continue
+        mod = importlib.import_module(module)
         names = getattr(mod, "__all__", None)
         if names is None:
             log.warning("%s has no __all__", module)
             continue
         missing = sorted(set(names) - listed.get(module, set()))
         if missing:
-            log.warning("docs/api.rst does not list these public names of %s: %s",
+            log.warning("docs/api*.rst do not list these public names of %s: %s",
                         module, ", ".join(missing))
-
-
-# Optional submodules documented when their dependency is installed.
-OPTIONAL_MODULES = ("cdropout.torch", "cdropout.dask")
 
 
 def setup(app):

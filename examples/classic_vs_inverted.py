@@ -23,7 +23,8 @@ Usage::
     python examples/classic_vs_inverted.py           # 60 epochs, writes classic_vs_inverted.png
     python examples/classic_vs_inverted.py --epochs 10 --masks 100 --out cmp.png
 
-Needs the `examples` extra: pip install 'cdropout[examples]' (scikit-learn and matplotlib).
+Needs the `examples` extra (scikit-learn and matplotlib): ``pip install ".[examples]"`` in the
+source directory.
 """
 from __future__ import annotations
 

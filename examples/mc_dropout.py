@@ -14,7 +14,7 @@ Usage::
     python examples/mc_dropout.py                   # 2000 steps, 200 passes, writes mc_dropout.png
     python examples/mc_dropout.py --steps 500 --passes 100 --out mc.png
 
-Needs matplotlib (the `examples` extra: pip install 'cdropout[examples]').
+Needs matplotlib (the `examples` extra: ``pip install ".[examples]"`` in the source directory).
 """
 from __future__ import annotations
 

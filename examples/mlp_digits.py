@@ -11,7 +11,8 @@ Usage::
     python examples/mlp_digits.py                   # 100 epochs, writes mlp_digits.png
     python examples/mlp_digits.py --epochs 10 --out curves.png
 
-Needs the `examples` extra: pip install 'cdropout[examples]' (scikit-learn and matplotlib).
+Needs the `examples` extra (scikit-learn and matplotlib): ``pip install ".[examples]"`` in the
+source directory.
 """
 from __future__ import annotations
 

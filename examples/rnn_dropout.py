@@ -20,7 +20,8 @@ Usage::
     python examples/rnn_dropout.py                  # 100 epochs, writes rnn_dropout.png
     python examples/rnn_dropout.py --epochs 5 --out curves.png
 
-Needs the `examples` extra: pip install 'cdropout[examples]' (scikit-learn and matplotlib).
+Needs the `examples` extra (scikit-learn and matplotlib): ``pip install ".[examples]"`` in the
+source directory.
 """
 from __future__ import annotations
 
