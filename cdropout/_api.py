@@ -272,7 +272,7 @@ def dropout(
     >>> import numpy as np, cdropout
     >>> x = np.arange(1, 9, dtype=np.float32)
     >>> cdropout.dropout(x, 0.5, seed=42)
-    array([ 2.,  0.,  6.,  8., 10.,  0.,  0.,  0.], dtype=float32)
+    array([ 0.,  0.,  6.,  8., 10., 12.,  0., 16.], dtype=float32)
     >>> y, key = cdropout.dropout(x, 0.5, seed=42, out=x, return_mask="key")  # in place
     >>> y is x
     True
@@ -342,7 +342,7 @@ def dropout_backward(
     >>> x = np.arange(1, 9, dtype=np.float32)
     >>> y, key = cdropout.dropout(x, 0.5, seed=42, return_mask="key")
     >>> cdropout.dropout_backward(np.ones_like(x), key)
-    array([2., 0., 2., 2., 2., 0., 0., 0.], dtype=float32)
+    array([0., 0., 2., 2., 2., 2., 0., 2.], dtype=float32)
     """
     if type(grad) is np.ndarray:
         grad, code = _core.operand(grad, "grad")

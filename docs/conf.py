@@ -93,6 +93,8 @@ except ImportError:
     torch = None
 """
 
+rst_epilog = f".. |format_version| replace:: {cdropout.FORMAT_VERSION}\n" if hasattr(cdropout, "FORMAT_VERSION") else ""
+
 html_theme = "alabaster"
 html_title = f"cdropout {release}"
 html_static_path: list = []
@@ -111,6 +113,8 @@ def _listed_names() -> dict:
             for line in f:
                 if line.startswith(".. currentmodule::"):
                     module = line.split("::", 1)[1].strip()
+                elif module and line.startswith((".. data::", ".. function::", ".. class::")):
+                    listed.setdefault(module, set()).add(line.split("::", 1)[1].strip())
                 elif module and line.startswith("   ") and line.strip() and not line.strip().startswith(":"):
                     listed.setdefault(module, set()).add(line.strip())
     return listed
