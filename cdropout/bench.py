@@ -622,6 +622,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
+    args_in = list(sys.argv[1:] if argv is None else argv)
+    if args_in[:1] == ["torch-step"]:  # the PyTorch training-step case (cdropout/_bench_torch.py)
+        from ._bench_torch import main as torch_step
+        return torch_step(args_in[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
     if not 0.0 <= args.p < 1.0:
