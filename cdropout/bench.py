@@ -7,7 +7,7 @@ For every size the table gives, per case and thread count, the time of one call,
 Gelem/s (input elements per second) and the time as a multiple of the floor's at the same thread
 count. The cases:
 
-* floor: ``cdropout._api.scale_inplace(x, c)``, an in-place ``x *= c`` pass written in the extension
+* floor: ``cdropout.bench.scale_inplace(x, c)``, an in-place ``x *= c`` pass written in the extension
   with the same OpenMP threads and SIMD path: one read and one write of ``x``, nothing less can do
   a dropout.
 * ``np.multiply(x, c, out=x)``: the same pass in NumPy (one thread); the yardstick of a 1 Ki call.
@@ -43,7 +43,13 @@ from typing import Any, Callable, Optional, Sequence
 import numpy as np
 
 from . import Generator, __version__, dropout, dropout_backward, simd_info
-from ._api import scale_inplace
+from . import _config, _core
+
+
+def scale_inplace(x: np.ndarray, s: float, *, num_threads: int = 0) -> None:
+    """x *= s in place (C-contiguous float array) with the extension's threads and kernel path:
+    the benchmark's memory floor. Private to the benchmark (cdropout does not export it)."""
+    _core.bench_scale(x, s, num_threads, _config.min_per_thread, _config.isa)
 
 KI = 1 << 10
 MI = 1 << 20
