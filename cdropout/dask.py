@@ -24,13 +24,13 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
 
 import cdropout as _cd
 from cdropout import MaskKey
+from cdropout import _dask_tasks as _t
+from cdropout._dask_tasks import Chunks, Shape
 from cdropout.variants import _channel_noise_shape, _normalize_axes
 
 __all__ = ["BlockBits", "dropout", "dropout_backward", "dropout1d", "dropout2d", "dropout3d",
            "variational_dropout"]
 
-Shape = Tuple[int, ...]
-Chunks = Tuple[Tuple[int, ...], ...]
 Mask = Union[MaskKey, "BlockBits", da.Array]
 SeedLike = Any  # what cdropout.dropout accepts: int, SeedSequence, cdropout.Generator or None
 _FORMS = (None, "bool", "bits", "key")
@@ -68,10 +68,6 @@ def _key_token(key: MaskKey) -> tuple:
     return (key.seed, key.stream, key.offset, key.p, key.shape, key.scale)
 
 
-def _origin(location: Sequence[Tuple[int, int]]) -> Shape:
-    return tuple(int(start) for start, _ in location)
-
-
 def _mask_chunks(chunks: Chunks, shape: Shape, mshape: Shape) -> Chunks:
     """The chunks of a mask of shape `mshape` for an array of `shape` and `chunks`."""
     return tuple(c if m == s else (1,) for c, s, m in zip(chunks, shape, mshape))
@@ -82,99 +78,6 @@ def _packed_chunks(chunks: Chunks) -> Chunks:
     if not chunks:
         return ()
     return chunks[:-1] + (tuple((c + 7) // 8 for c in chunks[-1]),)
-
-
-# ------------------------------------------------------------------------------------------------
-# Worker side: one call of the NumPy API per block.
-# ------------------------------------------------------------------------------------------------
-
-
-def _forward_block(x: np.ndarray, key: MaskKey, nthreads: Optional[int],
-                   block_info: Optional[Dict[Any, Any]] = None) -> np.ndarray:
-    """cdropout.dropout of one block with the whole array's key."""
-    assert block_info is not None
-    gshape = tuple(block_info[0]["shape"])
-    out = None
-    if x.ndim and 0 in x.strides and x.size > 1:
-        # A broadcast block (da.ones, da.full, broadcast_to): its result must be a new array
-        # anyway, so copy first and drop out in place, reading contiguous memory.
-        x = out = np.array(x, order="C")
-    y = _cd.dropout(x, key.p, seed=key.seed, stream=key.stream, offset=key.offset,
-                    noise_shape=None if key.shape == gshape else key.shape, scale=key.scale,
-                    out=out, num_threads=nthreads, index=(gshape, _origin(block_info[0]["array-location"])))
-    return cast(np.ndarray, y)
-
-
-def _eval_block(x: np.ndarray, p: float) -> np.ndarray:
-    """Classic dropout (scale=False) at inference: x * (1 - p), as the NumPy API computes it."""
-    return cast(np.ndarray, _cd.dropout(x, p, seed=0, training=False, scale=False))
-
-
-def _keep_block(key: MaskKey, origin: Shape, shape: Shape, nthreads: Optional[int]) -> np.ndarray:
-    """The keep flags of the block of the mask of `key` at `origin` with `shape`."""
-    ones = np.ones(shape, np.float16)
-    y = _cd.dropout(ones, key.p, seed=key.seed, stream=key.stream, offset=key.offset, scale=False,
-                    out=ones, num_threads=nthreads, index=(key.shape, origin))
-    return np.not_equal(cast(np.ndarray, y), 0)  # kept elements are exactly 1, dropped ones +0
-
-
-def _block_place(chunks: Chunks, location: Sequence[int]) -> Tuple[Shape, Shape]:
-    """(origin, shape) of the block at `location` of an array with `chunks`."""
-    origin = tuple(sum(c[:i]) for c, i in zip(chunks, location))
-    shape = tuple(c[i] for c, i in zip(chunks, location))
-    return origin, shape
-
-
-def _mask_block(key: MaskKey, mchunks: Chunks, form: str, nthreads: Optional[int],
-                block_info: Optional[Dict[Any, Any]] = None) -> np.ndarray:
-    """One chunk of a bool or row-packed bits mask, generated from the key alone."""
-    assert block_info is not None
-    origin, shape = _block_place(mchunks, block_info[None]["chunk-location"])
-    keep = _keep_block(key, origin, shape, nthreads)
-    return keep if form == "bool" else _pack_rows(keep)
-
-
-def _pack_rows(keep: np.ndarray) -> np.ndarray:
-    """np.packbits along the last axis (LSB first); a 0-d mask is one byte, 0 or 1."""
-    if keep.ndim == 0:
-        return np.asarray(keep, np.uint8)
-    return np.packbits(keep, axis=-1, bitorder="little")
-
-
-def _unpack_rows(data: np.ndarray, last: int) -> np.ndarray:
-    """Inverse of :func:`_pack_rows` for a mask block whose last extent is `last`."""
-    if data.ndim == 0:
-        return np.asarray(data & 1, np.bool_)
-    return np.unpackbits(data, axis=-1, count=last, bitorder="little").view(np.bool_)
-
-
-def _bitmask_of(data: np.ndarray, last: int, p: float, scale: bool) -> _cd.BitMask:
-    """The cdropout.BitMask of one mask block stored row-packed in `data`."""
-    keep = _unpack_rows(data, last)
-    if keep.ndim and last % 8 == 0:
-        flat = np.ascontiguousarray(data).reshape(-1)  # whole bytes per row: already C-order packed
-    else:
-        flat = np.packbits(keep.reshape(-1), bitorder="little")
-    return _cd.BitMask(flat, keep.shape, p, scale)
-
-
-def _backward_key_block(g: np.ndarray, key: MaskKey, nthreads: Optional[int],
-                        block_info: Optional[Dict[Any, Any]] = None) -> np.ndarray:
-    assert block_info is not None
-    index = (tuple(block_info[0]["shape"]), _origin(block_info[0]["array-location"]))
-    return _cd.dropout_backward(g, key, index=index, num_threads=nthreads)
-
-
-def _backward_bits_block(g: np.ndarray, data: np.ndarray, last_chunks: Tuple[int, ...], p: float,
-                         scale: bool, nthreads: Optional[int],
-                         block_info: Optional[Dict[Any, Any]] = None) -> np.ndarray:
-    assert block_info is not None
-    last = last_chunks[block_info[1]["chunk-location"][-1]] if data.ndim else 1
-    return _cd.dropout_backward(g, _bitmask_of(data, last, p, scale), num_threads=nthreads)
-
-
-def _backward_bool_block(g: np.ndarray, keep: np.ndarray, p: float, nthreads: Optional[int]) -> np.ndarray:
-    return _cd.dropout_backward(g, keep, p=p, num_threads=nthreads)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -250,7 +153,7 @@ class BlockBits:
         """The mask as a bool dask array (True = kept), with the mask's chunks."""
         name = "cdropout-unpack-" + tokenize(self)
         last = self.chunks[-1] if self.chunks else ()
-        return da.map_blocks(_unpack_block, self.data, last_chunks=last, dtype=np.bool_, chunks=self.chunks,
+        return da.map_blocks(_t.unpack_block, self.data, last_chunks=last, dtype=np.bool_, chunks=self.chunks,
                              name=name, meta=np.empty((0,) * len(self.shape), np.bool_))
 
     def persist(self, **kwargs: Any) -> "BlockBits":
@@ -258,19 +161,12 @@ class BlockBits:
         return BlockBits(self.data.persist(**kwargs), self.shape, self.chunks, self.p, self.scale)
 
 
-def _unpack_block(data: np.ndarray, last_chunks: Tuple[int, ...],
-                  block_info: Optional[Dict[Any, Any]] = None) -> np.ndarray:
-    assert block_info is not None
-    last = last_chunks[block_info[0]["chunk-location"][-1]] if data.ndim else 1
-    return _unpack_rows(data, last)
-
-
 def _mask_array(key: MaskKey, mchunks: Chunks, form: str, nthreads: Optional[int]) -> da.Array:
     """The bool (or row-packed uint8) mask of `key` as a dask array: one task per chunk."""
     dtype = np.dtype(np.bool_) if form == "bool" else np.dtype(np.uint8)
     chunks = mchunks if form == "bool" else _packed_chunks(mchunks)
     name = f"cdropout-mask-{form}-" + tokenize(_key_token(key), mchunks)
-    return da.map_blocks(_mask_block, key=key, mchunks=mchunks, form=form, nthreads=nthreads, dtype=dtype,
+    return da.map_blocks(_t.mask_block, key=key, mchunks=mchunks, form=form, nthreads=nthreads, dtype=dtype,
                          chunks=chunks, name=name, meta=np.empty((0,) * len(mchunks), dtype))
 
 
@@ -382,12 +278,12 @@ def dropout(
     if training:
         assert key is not None
         name = "cdropout-dropout-" + tokenize(a.name, _key_token(key))
-        y = da.map_blocks(_forward_block, a, key=key, nthreads=num_threads, dtype=a.dtype, name=name, meta=meta)
+        y = da.map_blocks(_t.forward_block, a, key=key, nthreads=num_threads, dtype=a.dtype, name=name, meta=meta)
     elif scale:
         y = a
     else:
         pp = float(p)
-        y = da.map_blocks(_eval_block, a, p=pp, dtype=a.dtype, meta=meta,
+        y = da.map_blocks(_t.eval_block, a, p=pp, dtype=a.dtype, meta=meta,
                           name="cdropout-eval-" + tokenize(a.name, pp))
     if return_mask is None:
         return y
@@ -434,7 +330,7 @@ def dropout_backward(grad: Any, mask: Mask, *, p: Optional[float] = None,
         # Check p, the key's kind and shape against grad as the in-memory backward does.
         _cd.dropout_backward(_empty_block(grad), mask, p=p, num_threads=num_threads, index=(grad.shape, origin0))
         name = "cdropout-backward-" + tokenize(grad.name, _key_token(mask))
-        return da.map_blocks(_backward_key_block, grad, key=mask, nthreads=num_threads, dtype=grad.dtype,
+        return da.map_blocks(_t.backward_key_block, grad, key=mask, nthreads=num_threads, dtype=grad.dtype,
                              name=name, meta=meta)
     if isinstance(mask, BlockBits):
         if p is not None and _cd.BitMask(np.zeros(1, np.uint8), (1,), p).p != mask.p:
@@ -446,7 +342,7 @@ def dropout_backward(grad: Any, mask: Mask, *, p: Optional[float] = None,
                              "rechunk grad like the forward's input")
         last = mask.chunks[-1] if mask.chunks else ()
         name = "cdropout-backward-bits-" + tokenize(grad.name, mask)
-        return da.map_blocks(_backward_bits_block, grad, mask.data, last_chunks=last, p=mask.p, scale=mask.scale,
+        return da.map_blocks(_t.backward_bits_block, grad, mask.data, last_chunks=last, p=mask.p, scale=mask.scale,
                              nthreads=num_threads, dtype=grad.dtype, name=name, meta=meta)
     if isinstance(mask, (_cd.BitMask, tuple)) or mask is None:
         raise TypeError("mask must be a cdropout.MaskKey, a cdropout.dask.BlockBits or a bool dask array, "
@@ -463,7 +359,7 @@ def dropout_backward(grad: Any, mask: Mask, *, p: Optional[float] = None,
     if keep.chunks != want:
         keep = keep.rechunk(want)
     name = "cdropout-backward-bool-" + tokenize(grad.name, keep.name, p)
-    return da.map_blocks(_backward_bool_block, grad, keep, p=p, nthreads=num_threads, dtype=grad.dtype,
+    return da.map_blocks(_t.backward_bool_block, grad, keep, p=p, nthreads=num_threads, dtype=grad.dtype,
                          name=name, meta=meta)
 
 

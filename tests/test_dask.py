@@ -164,7 +164,8 @@ def test_zero_size_and_0d():
 def test_broadcast_input_chunks():
     # da.ones makes read-only zero-stride chunks; the result is still the in-memory one.
     a = da.ones((40, 30), chunks=(16, 7), dtype=np.float32)
-    assert_same_bits(_compute(cdd.dropout(a, 0.5, seed=2)), cdropout.dropout(np.ones((40, 30), np.float32), 0.5, seed=2))
+    expected = cdropout.dropout(np.ones((40, 30), np.float32), 0.5, seed=2)
+    assert_same_bits(_compute(cdd.dropout(a, 0.5, seed=2)), expected)
 
 
 # --------------------------------------------------------------------------------------------
