@@ -6,7 +6,7 @@ and the backward can regenerate the mask from a key instead of storing it.
 """
 from ._api import dropout, dropout_backward, philox4x32
 from ._config import simd_info
-from ._masks import BitMask, MaskKey
+from ._record import FORMAT_VERSION, BitMask, MaskKey
 from ._seeding import Generator, default_generator, seed
 from .layers import Dropout
 from .variants import (
@@ -26,6 +26,7 @@ from .variants import (
 __version__ = "0.1.0"
 
 __all__ = [
+    "FORMAT_VERSION",
     "BitMask",
     "Generator",
     "MaskKey",
