@@ -109,9 +109,10 @@ def backward_bits_block(g: np.ndarray, data: np.ndarray, last_chunks: Tuple[int,
     return _cd.dropout_backward(g, bitmask_of(data, last, p, scale), num_threads=nthreads)
 
 
-def backward_bool_block(g: np.ndarray, keep: np.ndarray, p: float, nthreads: Optional[int]) -> np.ndarray:
+def backward_bool_block(g: np.ndarray, keep: np.ndarray, p: float, scale: Optional[bool],
+                        nthreads: Optional[int]) -> np.ndarray:
     """cdropout.dropout_backward of one block with its chunk of a bool mask."""
-    return _cd.dropout_backward(g, keep, p=p, num_threads=nthreads)
+    return _cd.dropout_backward(g, keep, p=p, scale=scale, num_threads=nthreads)
 
 
 def unpack_block(data: np.ndarray, last_chunks: Tuple[int, ...],

@@ -26,7 +26,8 @@ import cdropout as _cd
 from cdropout import MaskKey
 from cdropout import _dask_tasks as _t
 from cdropout._dask_tasks import Chunks, Shape
-from cdropout.variants import _channel_noise_shape, _normalize_axes
+from cdropout._checks import check_axes
+from cdropout._structured import _channel_noise_shape
 
 __all__ = ["BlockBits", "dropout", "dropout_backward", "dropout1d", "dropout2d", "dropout3d",
            "variational_dropout"]
@@ -291,7 +292,7 @@ def dropout(
     return y, _mask_of(key, return_mask, _mask_chunks(a.chunks, a.shape, key.shape), num_threads)
 
 
-def dropout_backward(grad: Any, mask: Mask, *, p: Optional[float] = None,
+def dropout_backward(grad: Any, mask: Mask, *, p: Optional[float] = None, scale: Optional[bool] = None,
                      num_threads: Optional[int] = 1) -> da.Array:
     """Gradient of :func:`dropout`: ``grad * keep * s`` with the forward's mask, chunk by chunk.
 
@@ -306,6 +307,8 @@ def dropout_backward(grad: Any, mask: Mask, *, p: Optional[float] = None,
         is not chunked like it.
     p : float, optional
         The drop probability; required with a bool mask, checked against the others.
+    scale : bool, optional
+        With a bool mask, whether the forward rescaled (default True); checked against the others.
     num_threads : int or None
         OpenMP threads per task (see :func:`dropout`).
 
@@ -328,13 +331,16 @@ def dropout_backward(grad: Any, mask: Mask, *, p: Optional[float] = None,
     origin0 = (0,) * grad.ndim
     if isinstance(mask, MaskKey):
         # Check p, the key's kind and shape against grad as the in-memory backward does.
-        _cd.dropout_backward(_empty_block(grad), mask, p=p, num_threads=num_threads, index=(grad.shape, origin0))
+        _cd.dropout_backward(_empty_block(grad), mask, p=p, scale=scale, num_threads=num_threads,
+                             index=(grad.shape, origin0))
         name = "cdropout-backward-" + tokenize(grad.name, _key_token(mask))
         return da.map_blocks(_t.backward_key_block, grad, key=mask, nthreads=num_threads, dtype=grad.dtype,
                              name=name, meta=meta)
     if isinstance(mask, BlockBits):
-        if p is not None and _cd.BitMask(np.zeros(1, np.uint8), (1,), p).p != mask.p:
-            raise ValueError(f"p={p} disagrees with the mask's p={mask.p}")
+        # Check p and scale against the mask's as the in-memory backward does.
+        empty = _empty_block(grad)
+        block_mask = _cd.BitMask(np.zeros((empty.size + 7) // 8, np.uint8), empty.shape, mask.p, mask.scale)
+        _cd.dropout_backward(empty, block_mask, p=p, scale=scale)
         _check_broadcast(mask.shape, grad.shape)
         want = _mask_chunks(grad.chunks, grad.shape, mask.shape)
         if mask.chunks != want:
@@ -353,13 +359,13 @@ def dropout_backward(grad: Any, mask: Mask, *, p: Optional[float] = None,
                         f"not an array of {keep.dtype}")
     if p is None:
         raise ValueError("p is required with a bool mask")
-    _cd.dropout_backward(_empty_block(grad), np.zeros((0,) * grad.ndim, np.bool_), p=p)  # checks p
+    _cd.dropout_backward(_empty_block(grad), np.zeros((0,) * grad.ndim, np.bool_), p=p, scale=scale)  # checks
     _check_broadcast(keep.shape, grad.shape)
     want = _mask_chunks(grad.chunks, grad.shape, keep.shape)
     if keep.chunks != want:
         keep = keep.rechunk(want)
-    name = "cdropout-backward-bool-" + tokenize(grad.name, keep.name, p)
-    return da.map_blocks(_t.backward_bool_block, grad, keep, p=p, nthreads=num_threads, dtype=grad.dtype,
+    name = "cdropout-backward-bool-" + tokenize(grad.name, keep.name, p, scale)
+    return da.map_blocks(_t.backward_bool_block, grad, keep, p=p, scale=scale, nthreads=num_threads, dtype=grad.dtype,
                          name=name, meta=meta)
 
 
@@ -490,6 +496,6 @@ def variational_dropout(a: Any, p: float = 0.5, *, time_axis: Union[int, Sequenc
     True
     """
     a = _as_dask(a, "a")
-    axes = _normalize_axes(time_axis, a.ndim, "time_axis")
+    axes = check_axes(time_axis, a.ndim, "time_axis")
     ns = tuple(1 if d in axes else s for d, s in enumerate(a.shape))
     return dropout(a, p, seed=seed, noise_shape=ns, **kwargs)

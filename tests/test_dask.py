@@ -131,10 +131,18 @@ def test_structured_variants(form):
         assert_same_bits(_compute(got), cdropout.dropout_backward(g, e[1], p=0.5 if form == "bool" else None))
 
 
-def test_noise_shape_and_no_rescaling():
+@pytest.mark.parametrize("form", ["key", "bits", "bool"])
+def test_noise_shape_and_no_rescaling(form):
     x = random_data((8, 6, 4), np.float16, seed=2)
-    y = cdd.dropout(_dask(x, (3, 4, 2)), 0.25, seed=1, noise_shape=(8, 1, 4), scale=False)
-    assert_same_bits(_compute(y), cdropout.dropout(x, 0.25, seed=1, noise_shape=(8, 1, 4), scale=False))
+    g = random_data((8, 6, 4), np.float16, seed=3)
+    y, mask = cdd.dropout(_dask(x, (3, 4, 2)), 0.25, seed=1, noise_shape=(8, 1, 4), scale=False, return_mask=form)
+    ey, ekeep = cdropout.dropout(x, 0.25, seed=1, noise_shape=(8, 1, 4), scale=False, return_mask="bool")
+    assert_same_bits(_compute(y), ey)
+    kw = {"p": 0.25, "scale": False} if form == "bool" else {}
+    got = cdd.dropout_backward(_dask(g, (3, 4, 2)), mask, **kw)
+    expected = cdropout.dropout_backward(g, ekeep, p=0.25, scale=False)
+    assert_same_bits(_compute(got), expected)
+    assert_same_bits(expected, reference.apply_mask(g, ekeep, 0.25, scale=False))  # kept values unscaled
 
 
 def test_eval_mode():
@@ -239,6 +247,8 @@ def test_bad_input():
         cdd.dropout_backward(a.rechunk(4), bits)
     with pytest.raises(ValueError, match="disagrees"):
         cdd.dropout_backward(a, bits, p=0.25)
+    with pytest.raises(ValueError, match="disagrees"):
+        cdd.dropout_backward(a, bits, scale=False)
     with pytest.raises(ValueError, match="p is required"):
         cdd.dropout_backward(a, a > 0)
     with pytest.raises(TypeError, match="mask must be"):

@@ -104,5 +104,5 @@ def test_index_that_does_not_fit_is_rejected_before_writing():
     with pytest.raises(ValueError):
         cdropout.dropout(x, 0.5, seed=0, index=((3, 4, 1), (0, 0, 0)), out=x)  # wrong ndim
     with pytest.raises(TypeError):
-        cdropout.dropout(x, 0.5, seed=0, index=(3, 4), out=x)
+        cdropout.dropout(x, 0.5, seed=0, index=((3, 4),), out=x)  # not a (shape, origin) pair
     assert_same_bits(x, before)
