@@ -167,6 +167,8 @@ def setup(app):
 
 # cdropout.dropout and cdropout.Dropout would be one file on a case-insensitive file system.
 autosummary_filename_map = {
-    "cdropout.Dropout": "cdropout.Dropout-class",
-    "cdropout.torch.Dropout": "cdropout.torch.Dropout-class",
+    name: f"{name}-class" for name in (
+        "cdropout.Dropout", "cdropout.torch.Dropout", "cdropout.torch.Dropout1d",
+        "cdropout.torch.Dropout2d", "cdropout.torch.Dropout3d", "cdropout.torch.AlphaDropout",
+        "cdropout.torch.FeatureAlphaDropout")
 }
