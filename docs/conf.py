@@ -93,7 +93,7 @@ except ImportError:
     torch = None
 """
 
-rst_epilog = f".. |format_version| replace:: {cdropout.FORMAT_VERSION}\n" if hasattr(cdropout, "FORMAT_VERSION") else ""
+rst_epilog = f".. |format_version| replace:: {getattr(cdropout, 'FORMAT_VERSION', '?')}\n"
 
 html_theme = "alabaster"
 html_title = f"cdropout {release}"

@@ -160,7 +160,8 @@ def blas_threads(n: int):
 def main(argv: Optional[Sequence[str]] = None) -> Dict[str, np.ndarray]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=2000, help="full-batch Adam steps (default 2000)")
-    parser.add_argument("--passes", type=int, default=200, help="stochastic passes at inference (default 200)")
+    parser.add_argument("--passes", type=int, default=200,
+                        help="stochastic passes at inference (default 200)")
     parser.add_argument("--out", default="mc_dropout.png", help="PNG file for the plot")
     parser.add_argument("--seed", type=int, default=0, help="seed of data, weights and masks")
     args = parser.parse_args(argv)
