@@ -41,8 +41,15 @@ OPTIONAL_MODULES = ("cdropout.torch", "cdropout.dask")
 
 
 def _importable(module: str) -> bool:
+    """False if the module's dependency is missing; an error if cdropout lacks the module."""
     import importlib
+    import importlib.util
 
+    from sphinx.errors import ConfigError
+
+    if importlib.util.find_spec(module) is None:  # e.g. a wheel that left the module out
+        raise ConfigError(f"docs/api-{module.split('.')[1]}.rst documents {module}, which the "
+                          f"cdropout imported from {os.path.dirname(cdropout.__file__)} does not have")
     try:
         importlib.import_module(module)
     except ImportError:
@@ -50,14 +57,8 @@ def _importable(module: str) -> bool:
     return True
 
 
-def _exists(module: str) -> bool:
-    import importlib.util
-
-    return importlib.util.find_spec(module) is not None
-
-
-# {module: importable} for the optional modules this version of cdropout has.
-HAVE = {module: _importable(module) for module in OPTIONAL_MODULES if _exists(module)}
+# {module: importable here}
+HAVE = {module: _importable(module) for module in OPTIONAL_MODULES}
 
 source_suffix = {".rst": "restructuredtext", ".md": "markdown"}
 root_doc = "index"
