@@ -271,7 +271,7 @@ def dropout(
     --------
     >>> import numpy as np, cdropout
     >>> x = np.arange(1, 9, dtype=np.float32)
-    >>> cdropout.dropout(x, 0.5, seed=42)
+    >>> cdropout.dropout(x, 0.5, seed=42)          # kept elements doubled, dropped ones +0.0
     array([ 0.,  0.,  6.,  8., 10., 12.,  0., 16.], dtype=float32)
     >>> y, key = cdropout.dropout(x, 0.5, seed=42, out=x, return_mask="key")  # in place
     >>> y is x
@@ -341,7 +341,7 @@ def dropout_backward(
     >>> import numpy as np, cdropout
     >>> x = np.arange(1, 9, dtype=np.float32)
     >>> y, key = cdropout.dropout(x, 0.5, seed=42, return_mask="key")
-    >>> cdropout.dropout_backward(np.ones_like(x), key)
+    >>> cdropout.dropout_backward(np.ones_like(x), key)   # the forward's mask and scale
     array([0., 0., 2., 2., 2., 2., 0., 2.], dtype=float32)
     """
     if type(grad) is np.ndarray:
