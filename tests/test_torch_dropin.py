@@ -219,6 +219,9 @@ def test_torchscript_modules():
         y.sum().backward()
         assert torch.equal(x.grad, y.detach())
         assert sm.eval()(x) is x
+    scripted_alpha = torch.jit.script(ct.AlphaDropout(0.5))
+    with pytest.raises(Exception, match="cannot be scripted"):
+        scripted_alpha(torch.ones(3))
 
 
 # 8. strict state_dict loading ----------------------------------------------------------------
@@ -289,6 +292,13 @@ def test_compile_fullgraph_forward_backward():
     np.testing.assert_array_equal(t.grad.numpy(), np.where(reference.keep_mask((100,), 0.3, 9, 1), np.float32(2) * np.float32(1 / 0.7), np.float32(0)))
 
 
+def test_compile_inplace_module():
+    torch._dynamo.reset()
+    net = torch.nn.Sequential(torch.nn.Linear(8, 16), ct.Dropout(0.5, inplace=True), torch.nn.Linear(16, 1))
+    torch.compile(net, fullgraph=True)(torch.randn(4, 8)).sum().backward()
+    assert net[0].weight.grad is not None and bool(net[0].weight.grad.ne(0).any())
+
+
 def test_compile_explain_has_no_graph_break():
     torch._dynamo.reset()
     explanation = torch._dynamo.explain(_model())(torch.randn(2, 3, 8, 8))
@@ -326,3 +336,14 @@ def test_fake_tensor_propagation():
         assert y.shape == x.shape and y.stride() == x.stride()
     torch.library.opcheck(torch.ops.cdropout.dropout.default,
                           (torch.randn(3, 4), torch.tensor([1, 2, 0]), 0.5, [], True))
+    torch.library.opcheck(torch.ops.cdropout.dropout.default,
+                          (torch.randn(3, 4), torch.tensor([1, 2, 0]), 0.5, [3, 1], True))
+
+
+def test_operator_checks_its_arguments():
+    op, x, key = torch.ops.cdropout.dropout, torch.randn(5, 4), torch.tensor([1, 2, 0])
+    for args, match in (((x, key.float(), 0.5, [], True), "key"), ((x, key[:2], 0.5, [], True), "key"),
+                        ((x, key, 1.5, [], True), "p must be"), ((x, key, 0.5, [2, 1], True), "broadcast"),
+                        ((x, key, 0.5, [5], True), "broadcast"), ((x.int(), key, 0.5, [], True), "float16")):
+        with pytest.raises(RuntimeError, match=match):
+            op(*args)

@@ -22,7 +22,8 @@ With no ``seed`` and no ``generator``, every training call draws its key (64-bit
 stream) from torch's default CPU generator: ``torch.manual_seed(n)`` makes a run reproducible,
 in eager mode. Under ``torch.compile`` the key is drawn by the compiled graph's own random
 number generator (as for ``torch.rand``), which is reproducible under ``torch.manual_seed``
-too but gives other keys than eager mode. A ``torch.Generator`` is drawn from in the same way; a
+too but gives other keys than eager mode. A ``torch.Generator`` is drawn from in the same way
+(eager mode only: torch.compile cannot pass a generator object to ``torch.randint``); a
 :class:`cdropout.Generator` gives each call its next stream (eager mode only); an int ``seed``
 (with ``stream``) fixes the mask: the same key gives the same mask as :func:`cdropout.dropout`.
 
@@ -40,9 +41,12 @@ costs less per call than the dispatcher; while tracing they call the registered 
 
 TorchScript
 -----------
-The modules can be scripted (``torch.jit.script``): their scripted forward draws the key from
-torch's default generator and calls ``torch.ops.cdropout.dropout``. The functional forms are
-Python functions and are not scriptable; call the modules or the operator.
+``Dropout`` and ``Dropout1d/2d/3d`` can be scripted (``torch.jit.script``, deprecated by
+PyTorch): their scripted forward draws the key from torch's default generator (the same keys as
+eager mode) and calls ``torch.ops.cdropout.dropout``. ``AlphaDropout`` and
+``FeatureAlphaDropout`` script, but their scripted forward raises (their constants are computed
+in Python); the functional forms are Python functions and are not scriptable. Use
+``torch.compile`` or ``torch.export`` instead where you can.
 
 Examples
 --------

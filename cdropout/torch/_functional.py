@@ -26,6 +26,8 @@ _OVERLAP_MSG = ("unsupported operation: more than one element of the written-to 
 
 
 def _check_p(p: Any) -> float:
+    if type(p) is float and 0.0 <= p <= 1.0:  # the common case, fast
+        return p
     if isinstance(p, (bool, np.bool_)) or not isinstance(p, numbers.Real):
         raise TypeError(f"p must be a real number, not {type(p).__name__}")
     p = float(p)
@@ -55,6 +57,8 @@ def _is_traced(x: torch.Tensor) -> bool:
 
 def _u64(value: Any, name: str) -> int:
     """`value` as an int in [0, 2**64) (pure Python: torch.compile traces it)."""
+    if type(value) is int and 0 <= value < 1 << 64:  # the common case, fast
+        return value
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
         raise TypeError(f"{name} must be an int in [0, 2**64), not {type(value).__name__}")
     value = int(value)

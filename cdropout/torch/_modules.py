@@ -145,6 +145,8 @@ class AlphaDropout(torch.nn.AlphaDropout, _Mixin):
         self._init_generator(generator)
 
     def forward(self, input: torch.Tensor) -> torch.Tensor:
+        if torch.jit.is_scripting():
+            raise RuntimeError("cdropout.torch's alpha-dropout modules cannot be scripted; use torch.compile")
         return F.alpha_dropout(input, self.p, self.training, self.inplace, generator=self.generator)
 
 
@@ -164,4 +166,6 @@ class FeatureAlphaDropout(torch.nn.FeatureAlphaDropout, _Mixin):
         self._init_generator(generator)
 
     def forward(self, input: torch.Tensor) -> torch.Tensor:
+        if torch.jit.is_scripting():
+            raise RuntimeError("cdropout.torch's alpha-dropout modules cannot be scripted; use torch.compile")
         return F.feature_alpha_dropout(input, self.p, self.training, self.inplace, generator=self.generator)

@@ -53,6 +53,17 @@ def _numpy_view(t: torch.Tensor, code: int) -> np.ndarray:
     return (t.view(torch.int16) if code == 3 else t).numpy()
 
 
+def check_args(x: torch.Tensor, key: torch.Tensor, p: float, mask_shape: Sequence[int]) -> None:
+    """The op's own argument checks (it is public: torch.ops.cdropout.dropout)."""
+    torch._check(x.dtype in _CODES, lambda: f"x must be float16, bfloat16, float32 or float64, not {x.dtype}")
+    torch._check(key.dtype == torch.int64 and key.dim() == 1 and key.shape[0] == 3,
+                 lambda: "key must be an int64 tensor of 3 elements [seed, stream, offset]")
+    torch._check(0.0 <= p <= 1.0, lambda: f"p must be in [0, 1], got {p}")
+    torch._check(len(mask_shape) == 0 or (len(mask_shape) == x.dim() and all(
+        m == 1 or m == d for m, d in zip(mask_shape, x.shape))),
+        lambda: f"mask_shape {list(mask_shape)} does not broadcast to {tuple(x.shape)}")
+
+
 def apply_(x: torch.Tensor, y: torch.Tensor, key: torch.Tensor, p: float, mask_shape: Sequence[int],
            scale: bool) -> None:
     """Write the dropout of x with `key` into y (same shape and dtype; y may be x). No autograd.
@@ -84,6 +95,9 @@ def empty_like(x: torch.Tensor) -> torch.Tensor:
     """``torch.empty_like(x)`` (same shape and strides) in memory NumPy allocates: NumPy asks the
     kernel for huge pages on large arrays, so a fresh output costs a few page faults, not one per
     4 KiB page (measured: two live 4 MiB outputs cost 3x one with torch's allocator, 2x with NumPy's)."""
+    if x.is_contiguous():  # the common case: C order, no meta tensor needed
+        buf = torch.from_numpy(np.empty(tuple(x.shape), _NP_STORAGE[x.dtype]))
+        return buf.view(torch.bfloat16) if x.dtype == torch.bfloat16 else buf
     like = torch.empty_like(x, device="meta")
     buf = torch.from_numpy(np.empty(x.numel(), _NP_STORAGE[x.dtype]))
     if x.dtype == torch.bfloat16:
@@ -94,6 +108,7 @@ def empty_like(x: torch.Tensor) -> torch.Tensor:
 @torch.library.custom_op("cdropout::dropout", mutates_args=(), device_types="cpu")
 def dropout_op(x: torch.Tensor, key: torch.Tensor, p: float, mask_shape: List[int], scale: bool) -> torch.Tensor:
     """Dropout of x with the mask of `key` (see the module docstring)."""
+    check_args(x, key, p, mask_shape)
     y = empty_like(x)
     apply_(x.resolve_neg(), y, key, p, mask_shape, scale)
     return y
@@ -101,8 +116,7 @@ def dropout_op(x: torch.Tensor, key: torch.Tensor, p: float, mask_shape: List[in
 
 @dropout_op.register_fake
 def _(x: torch.Tensor, key: torch.Tensor, p: float, mask_shape: List[int], scale: bool) -> torch.Tensor:
-    torch._check(key.dtype == torch.int64 and key.dim() == 1 and key.shape[0] == 3,
-                 lambda: "key must be an int64 tensor of 3 elements")
+    check_args(x, key, p, mask_shape)
     return torch.empty_like(x)
 
 
