@@ -255,6 +255,10 @@ def dropout(
     noise shape, scale): the same call gives the same keys, so Dask can share and cache them.
     The thread count is not part of the name since the result does not depend on it.
 
+    For a new mask every epoch (or per array), give each call a stream of a Generator built on
+    the client, e.g. ``for gen in cdropout.Generator(0).spawn(n_epochs): dropout(a, p, seed=gen)``;
+    the stream is fixed when the graph is built, so recomputing ``y`` reproduces it.
+
     Examples
     --------
     >>> import numpy as np, dask.array as da, cdropout, cdropout.dask
