@@ -60,6 +60,7 @@ def test_masks_and_backward_equal_in_memory(shape, chunks, form):
     assert_same_bits(_compute(y), ey)
     if form == "key":
         assert isinstance(mask, cdropout.MaskKey)
+        assert mask == cdropout.dropout(x, 0.45, seed=3, return_mask="key")[1]  # the whole array's key
         np.testing.assert_array_equal(mask.to_bool(), ekeep)
     elif form == "bits":
         assert isinstance(mask, cdd.BlockBits)
@@ -84,6 +85,9 @@ def test_bits_chunks_hold_packed_rows():
                                np.packbits(keep[:, 16:], axis=-1, bitorder="little")], axis=1)
     np.testing.assert_array_equal(data, expected)
     assert bits.nbytes == expected.nbytes
+    kept = bits.persist(scheduler="threads")
+    assert kept.shape == bits.shape and kept.p == 0.5 and kept.data.name == bits.data.name
+    np.testing.assert_array_equal(_compute(kept.to_bool()), keep)
 
 
 def test_backward_key_works_on_any_chunking_of_grad():
