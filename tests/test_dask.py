@@ -199,6 +199,20 @@ def test_generator_streams_are_taken_on_the_client():
     assert y0.name != y1.name
 
 
+def test_default_generator_stream_taken_on_the_client():
+    gen = cdropout.default_generator()
+    saved = gen.get_state()
+    try:
+        cdropout.seed(5)
+        x = random_data((7, 6), np.float32)
+        y = cdd.dropout(_dask(x, (3, 4)), 0.5, seed=None)
+        assert gen.next_stream == 1
+        assert_same_bits(_compute(y), cdropout.dropout(x, 0.5, seed=gen.seed, stream=0))
+        assert gen.next_stream == 1
+    finally:
+        gen.set_state(saved)
+
+
 def test_failed_call_takes_no_stream():
     gen = cdropout.Generator(1)
     a = _dask(np.ones(8), 3)
@@ -227,6 +241,8 @@ def test_names_are_deterministic():
     assert cdd.dropout_backward(g, b1).name == cdd.dropout_backward(g, b2).name
     # one task per chunk, no rechunk: the layer of the result has exactly the input's blocks
     assert len(y1.dask.layers[y1.name]) == a.npartitions
+    for arr in (cdd.dropout_backward(g, k1), cdd.dropout_backward(g, b1), b1.data):
+        assert len(arr.dask.layers[arr.name]) == a.npartitions
 
 
 # --------------------------------------------------------------------------------------------
@@ -268,6 +284,14 @@ def test_import_cdropout_does_not_import_dask():
     code = "import sys, cdropout; assert 'dask' not in sys.modules, 'dask imported'"
     env = {**os.environ, "PYTHONPATH": os.path.dirname(os.path.dirname(cdropout.__file__))}
     subprocess.run([sys.executable, "-c", code], check=True, env=env)
+
+
+def test_without_dask_the_import_error_says_what_to_install():
+    code = ("import sys; sys.modules['dask'] = None\n"
+            "try:\n    import cdropout.dask\nexcept ImportError as e:\n    print(e)")
+    env = {**os.environ, "PYTHONPATH": os.path.dirname(os.path.dirname(cdropout.__file__))}
+    out = subprocess.run([sys.executable, "-c", code], check=True, env=env, capture_output=True, text=True).stdout
+    assert "pip install 'cdropout[dask]'" in out
 
 
 def test_docstring_examples():
