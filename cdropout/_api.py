@@ -3,16 +3,12 @@ from __future__ import annotations
 
 import math
 import numbers
-from typing import Any, Optional, Sequence, Tuple, Union, overload
+from typing import Any, Literal, Optional, Sequence, Tuple, Union, overload
 
-try:
-    from typing import Literal
-except ImportError:  # Python < 3.8 has no Literal; the package needs 3.9, so this is for mypy only
-    from typing_extensions import Literal  # type: ignore[assignment]
 
 import numpy as np
 
-from . import _core
+from . import _config, _core
 from ._apply import apply, block_mask_shape, constants, forward_bits, target
 from ._checks import (MASK_FORMS, Shape, as_array, check_form, check_index, check_out, check_p, check_span,
                       check_threads, check_u64, noise_shape)
@@ -142,6 +138,8 @@ def record_shape(rec: Record, shape: Shape, index: Any) -> Tuple[Shape, Optional
     if index is not None:
         index = check_index(index, shape)
     full = shape if index is None else index[0]
+    if rec.shape == full:  # the plain mask (the common case, fast)
+        return full, index
     if len(rec.shape) != len(full):  # a forward's mask has one entry per dimension
         raise ValueError(f"mask shape {rec.shape} does not fit grad of shape {full}: it needs one entry "
                          f"per dimension, each 1 or the size")
@@ -152,7 +150,7 @@ def apply_record(x: np.ndarray, out: Optional[np.ndarray], rec: Record, s: float
                  index: Any = None) -> np.ndarray:
     """``y = keep ? x * s : +0`` with rec's mask: the apply path of every backward (checked here)."""
     mshape, index = record_shape(rec, x.shape, index)
-    x, y = (x, x) if out is x else target(x, out)
+    x, y = target(x, out)
     apply(x, y, rec, s, mshape, index, nthreads)
     return y
 
@@ -179,6 +177,11 @@ def dropout(x: Any, p: float = ..., *, seed: SeedLike = ..., stream: Optional[in
             training: bool = ..., out: Optional[np.ndarray] = ..., return_mask: Literal["key"],
             num_threads: Optional[int] = ..., noise_shape: Optional[Sequence[Optional[int]]] = ...,
             scale: bool = ..., index: IndexLike = ...) -> Tuple[np.ndarray, MaskKey]: ...
+@overload
+def dropout(x: Any, p: float = ..., *, seed: SeedLike = ..., stream: Optional[int] = ..., offset: int = ...,
+            training: bool = ..., out: Optional[np.ndarray] = ..., return_mask: str,
+            num_threads: Optional[int] = ..., noise_shape: Optional[Sequence[Optional[int]]] = ...,
+            scale: bool = ..., index: IndexLike = ...) -> Tuple[np.ndarray, Mask]: ...
 @overload
 def dropout(x: Any, p: float = ..., *, seed: SeedLike = ..., stream: Optional[int] = ..., offset: int = ...,
             training: bool = ..., out: Optional[np.ndarray] = ..., return_mask: Optional[str] = ...,
@@ -271,22 +274,35 @@ def dropout(
     --------
     >>> import numpy as np, cdropout
     >>> x = np.arange(1, 9, dtype=np.float32)
-    >>> cdropout.dropout(x, 0.5, seed=42)
-    array([ 2.,  0.,  6.,  8., 10.,  0.,  0.,  0.], dtype=float32)
+    >>> cdropout.dropout(x, 0.5, seed=42)          # kept elements doubled, dropped ones +0.0
+    array([ 0.,  0.,  6.,  8., 10., 12.,  0., 16.], dtype=float32)
     >>> y, key = cdropout.dropout(x, 0.5, seed=42, out=x, return_mask="key")  # in place
     >>> y is x
     True
     >>> cdropout.dropout(x, 0.5, training=False) is x                          # inference: x itself
     True
     """
-    x, code, p, form, nthreads, out, mshape, index_, offset = check_call(
-        x, p, offset, out, return_mask, num_threads, noise_shape, index)
+    if type(x) is np.ndarray and noise_shape is None and index is None:  # the common case, fast
+        x, code = _core.operand(x, "x")
+        p = check_p(p)
+        form = None if return_mask is None else check_form(return_mask)
+        nthreads = check_threads(num_threads)
+        if out is not None:
+            out = check_out(out, x)
+        mshape, index_ = x.shape, None
+        offset = check_span(offset, x.size)
+    else:
+        x, code, p, form, nthreads, out, mshape, index_, offset = check_call(
+            x, p, offset, out, return_mask, num_threads, noise_shape, index)
     if not training:
         validate(seed, stream)  # the same errors as in training, but no stream is drawn
         return eval_result(x, out, form, offset, mshape, index_, "bernoulli", None if scale else 1.0 - p)
     seed_, stream_ = resolve(seed, stream)
-    x, y = (x, x) if out is x else target(x, out)
+    x, y = target(x, out)
     s, T = constants(p, code, scale)
+    if form is None and index_ is None and mshape == x.shape:
+        _core.apply_key(x, y, s, seed_, stream_, T, offset, None, None, nthreads, _config.min_per_thread, _config.isa)
+        return y
     bits = forward_bits(x, y, s, seed_, stream_, T, offset, mshape, index_, form is not None and form != "key",
                         nthreads)
     if form is None:
@@ -341,8 +357,8 @@ def dropout_backward(
     >>> import numpy as np, cdropout
     >>> x = np.arange(1, 9, dtype=np.float32)
     >>> y, key = cdropout.dropout(x, 0.5, seed=42, return_mask="key")
-    >>> cdropout.dropout_backward(np.ones_like(x), key)
-    array([2., 0., 2., 2., 2., 0., 0., 0.], dtype=float32)
+    >>> cdropout.dropout_backward(np.ones_like(x), key)   # the forward's mask and scale
+    array([0., 0., 2., 2., 2., 2., 0., 2.], dtype=float32)
     """
     if type(grad) is np.ndarray:
         grad, code = _core.operand(grad, "grad")
@@ -350,7 +366,8 @@ def dropout_backward(
         grad, code = as_array(grad, "grad")
     rec = as_record(mask, p, scale, "bernoulli")
     nthreads = check_threads(num_threads)
-    out = check_out(out, grad)
+    if out is not None:
+        out = check_out(out, grad)
     return apply_record(grad, out, rec, constants(rec.p, code, rec.scale)[0], nthreads, index)
 
 

@@ -93,7 +93,7 @@ def apply(x: np.ndarray, y: np.ndarray, rec: Record, s: float, mshape: Shape, in
           nthreads: int) -> None:
     """y = keep ? x * s : +0 with the mask of `rec` (of checked shape `mshape`) on x's elements."""
     mpt, isa = _config.min_per_thread, _config.isa
-    if type(rec) is MaskKey:
+    if isinstance(rec, MaskKey):
         T = threshold(rec.p)
         if index is None and mshape == x.shape:
             _core.apply_key(x, y, s, rec.seed, rec.stream, T, rec.offset, None, None, nthreads, mpt, isa)

@@ -59,6 +59,8 @@ def check_threads(num_threads: Any) -> int:
     """num_threads as the core's count: None -> 0 (the default), else an int >= 1 (clamped)."""
     if num_threads is None:
         return 0
+    if type(num_threads) is int and num_threads >= 1:  # the common case, fast
+        return num_threads if num_threads <= MAX_THREADS else MAX_THREADS
     if isinstance(num_threads, (bool, np.bool_)) or not isinstance(num_threads, numbers.Integral):
         raise TypeError(f"num_threads must be a positive int or None, not {type(num_threads).__name__}")
     if num_threads < 1:
@@ -112,7 +114,7 @@ def noise_shape(ns: Any, shape: Shape, name: str = "noise_shape") -> Shape:
     right), each entry is 1 or the size of its axis, and a None entry takes that size. The
     result has one entry per axis of `shape`.
     """
-    if ns is None:
+    if ns is None or (type(ns) is tuple and ns == shape and all(type(d) is int for d in ns)):
         return shape
     if isinstance(ns, (str, bytes)) or not hasattr(ns, "__iter__"):
         raise TypeError(f"{name} must be a sequence of ints (or None entries), not {type(ns).__name__}")
