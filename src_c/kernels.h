@@ -21,6 +21,12 @@ typedef struct {
  * b0 + n <= 2^61. One byte per block is exactly np.packbits(..., bitorder='little'). */
 typedef void (*cd_gen_fn)(const cd_key *key, uint64_t b0, int64_t n, uint8_t *out);
 
+/* gen for nrows rows of nbits mask indices each: row r starts at mask index m = m0 + r * mstride
+ * (mod 2^64) and receives the keep bytes of blocks m / 8 .. (m + nbits - 1) / 8 at out + r * ostride,
+ * exactly as gen writes them (the row's first bit at bit m % 8). nbits >= 1. */
+typedef void (*cd_gen_rows_fn)(const cd_key *key, uint64_t m0, uint64_t mstride, int64_t nrows, int64_t nbits,
+                               uint8_t *out, int64_t ostride);
+
 /* Contiguous apply: for j in [0, n), with bit(j) = (bits[(phase + j) >> 3] >> ((phase + j) & 7)) & 1:
  *   y[j] = bit(j) ? x[j] * s : +0.0      (select, not multiply)
  * x may equal y (in place); phase in [0, 8). s is already rounded to the dtype (an exact double).
@@ -47,6 +53,7 @@ typedef struct {
     cd_apply_fn apply[CD_NDTYPES];
     cd_scale_fn scale[CD_NDTYPES];
     cd_fused_fn fused[CD_NDTYPES]; /* optional (NULL entries); SIMD sets: src_c/fused_impl.h */
+    cd_gen_rows_fn gen_rows;
 } cd_kernels;
 
 extern const cd_kernels cd_kernels_portable;

@@ -183,7 +183,9 @@ def test_blocks_reassemble_the_whole(isa, threads, shape, edges):
 def layouts(dtype, seed):
     a = random_data((67, 1031), dtype, seed)
     b = random_data((6, 35, 41), dtype, seed + 1)
+    c = random_data((37, 2100), dtype, seed + 2)  # transposed: several tiles along both axes
     return [
+        c.T, c[:, 3:2090].T[::-1], c[::-1, ::2].T,
         a, a.T, a[::-1], a[:, ::-1], a[::-1, ::-1], a[::2, ::3], a[:, ::2].T, a[5:60, 3:1000].T,
         np.asfortranarray(a), a.reshape(-1)[::-2],
         b.transpose(2, 0, 1), b.transpose(1, 2, 0)[::-1], np.asfortranarray(b), b[:, ::-1, ::2],
