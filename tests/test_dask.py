@@ -294,13 +294,6 @@ def test_without_dask_the_import_error_says_what_to_install():
     assert "pip install 'cdropout[dask]'" in out
 
 
-def test_docstring_examples():
-    import doctest
-
-    result = doctest.testmod(cdd, optionflags=doctest.ELLIPSIS)
-    assert result.attempted > 0 and result.failed == 0
-
-
 # --------------------------------------------------------------------------------------------
 # A real cluster: 2 worker processes
 # --------------------------------------------------------------------------------------------
