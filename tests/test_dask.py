@@ -323,6 +323,19 @@ def test_cluster_equals_in_memory(client):
         assert_same_bits(got_g, eg, form)
 
 
+def test_cluster_every_case(client):
+    # 1-D, 2-D and 3-D, regular and irregular chunks: forward, and backward from 1-bit chunks
+    arrays = []
+    expected = []
+    for i, (shape, chunks) in enumerate(CASES):
+        x = random_data(shape, np.float64, seed=i)
+        y, bits = cdd.dropout(_dask(x, chunks), 0.6, seed=i, return_mask="bits")
+        arrays += [y, cdd.dropout_backward(_dask(x, chunks), bits)]
+        expected += [cdropout.dropout(x, 0.6, seed=i)] * 2
+    for got, want in zip(client.compute(arrays, sync=True), expected):
+        assert_same_bits(got, want)
+
+
 def test_cluster_generator_recompute(client):
     gen = cdropout.Generator(3)
     a = _dask(random_data((12, 8), np.float64), (5, 3))
