@@ -5,6 +5,7 @@ from typing import Any, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
+from ._alpha_constants import ALPHA_PRIME, alpha_coefficients
 from ._api import Mask, apply_record, as_record, check_call, eval_result, mask_result
 from ._apply import in_dtype, target
 from ._checks import as_array, check_out, check_threads
@@ -15,15 +16,9 @@ __all__ = ["ALPHA_PRIME", "alpha_dropout", "alpha_dropout_backward", "feature_al
 
 Result = Union[np.ndarray, Tuple[np.ndarray, Any]]
 
-#: alpha' = -lambda * alpha of SELU: the value a dropped SELU activation is set to.
-ALPHA_PRIME = -1.7580993408473766
-
-
-def _alpha_coefficients(p: float) -> Tuple[float, float, float]:
-    """(a, b, c) in float64: kept -> a*x + b, dropped -> c = a*alpha' + b."""
-    a = ((1.0 - p) * (1.0 + p * ALPHA_PRIME * ALPHA_PRIME)) ** -0.5
-    b = -a * ALPHA_PRIME * p
-    return a, b, a * ALPHA_PRIME + b
+# ALPHA_PRIME (alpha' of SELU) and the constants (a, b, c), each correctly rounded from its exact
+# expression (docs/variants.md), live in ._alpha_constants.
+_alpha_coefficients = alpha_coefficients
 
 
 def _alpha(x: Any, p: float, ns: Any, seed: SeedLike, stream: Optional[int], offset: int,
@@ -94,7 +89,8 @@ def alpha_dropout(
 
     Notes
     -----
-    a, b and c = a*alpha' + b are computed in float64; kept elements are ``x * a + b`` in the
+    a, b and c = a*alpha' + b are each the float64 nearest to their exact value (computed with
+    exact integer arithmetic, see docs/variants.md); kept elements are ``x * a + b`` in the
     dtype's arithmetic with a and b rounded to the dtype (float16: in float32 with float32 a and
     b, rounded once), dropped ones are c rounded to the dtype, by selection (NaN/Inf there do
     not leak). ``training=False`` or ``p == 0`` is the identity;

@@ -1,10 +1,11 @@
 """Seeds and streams: the Generator, the module's default generator, seed resolution."""
 from __future__ import annotations
 
+import numbers
 import os
 import threading
 import weakref
-from typing import Any, Callable, Dict, Optional, Union
+from typing import Any, Callable, Dict, Mapping, Optional, Union
 
 import numpy as np
 
@@ -105,12 +106,12 @@ class Generator:
         lock.acquire()  # not `with`: this is every call's hot path, and `with` costs more here
         try:
             stream = self._next_stream
-            self._next_stream = stream + 1
             seed = self._seed
+            if stream < U64:  # (checked under the lock: a concurrent set_state is never undone)
+                self._next_stream = stream + 1
         finally:
             lock.release()
         if stream >= U64:
-            self._next_stream = U64
             raise ValueError("this Generator has used all 2**64 streams")
         return seed, stream
 
@@ -126,18 +127,23 @@ class Generator:
         """
         n = check_u64(n, "n")
         with self._lock:
-            first = self._n_children
-            self._n_children += n
+            first, seed = self._n_children, self._seed  # one consistent (seed, keys) pair
+            if n > U64 - first:  # keys 0 .. 2**64-1: the counter stays picklable (<= 2**64)
+                raise ValueError(f"spawn(n): this Generator has {U64 - first} spawn keys left, "
+                                 f"n={n} is too many")
+            self._n_children = first + n
         return [
-            Generator(np.random.SeedSequence(self._seed, spawn_key=(first + i,))) for i in range(n)
+            Generator(np.random.SeedSequence(seed, spawn_key=(first + i,))) for i in range(n)
         ]
 
     def _child_seed(self) -> int:
         """The seed of the next spawned child (what ``spawn(1)[0].seed`` would be)."""
         with self._lock:
-            key = self._n_children
-            self._n_children += 1
-        return seed_from_seedsequence(np.random.SeedSequence(self._seed, spawn_key=(key,)))
+            key, seed = self._n_children, self._seed
+            if key >= U64:
+                raise ValueError("this Generator has used all 2**64 spawn keys")
+            self._n_children = key + 1
+        return seed_from_seedsequence(np.random.SeedSequence(seed, spawn_key=(key,)))
 
     def get_state(self) -> dict[str, int]:
         """The state as a dict: seed, next_stream, n_children."""
@@ -145,12 +151,14 @@ class Generator:
             return {"seed": self._seed, "next_stream": self._next_stream, "n_children": self._n_children}
 
     def set_state(self, state: dict[str, int]) -> None:
-        """Restore a state from :meth:`get_state`."""
-        seed = check_u64(state["seed"], "state['seed']")
-        stream = int(state["next_stream"])
-        if not 0 <= stream <= U64:
-            raise ValueError(f"state['next_stream'] must be in [0, 2**64], got {stream}")
-        children = check_u64(state.get("n_children", 0), "state['n_children']")
+        """Restore a state from :meth:`get_state`.
+
+        `state` must have the keys 'seed' (an int in [0, 2**64)), 'next_stream' (an int in
+        [0, 2**64]; 2**64 means every stream is used) and optionally 'n_children' (an int in
+        [0, 2**64], default 0), and no others. Anything else is a TypeError or ValueError that
+        names the field, and the generator is left as it was.
+        """
+        seed, stream, children = _checked_state(state)
         with self._lock:
             self._seed, self._next_stream, self._n_children = seed, stream, children
 
@@ -177,6 +185,38 @@ class Generator:
 #: The front end's functions, registered by cdropout._api when it loads: _api imports this
 #: module, so this module must not import _api (no import cycle).
 _front: Dict[str, Callable[..., Any]] = {}
+_STATE_KEYS = ("seed", "next_stream", "n_children")
+
+
+def _state_counter(state: Mapping[str, Any], key: str) -> int:
+    """state[key] as an int in [0, 2**64] (2**64: exhausted), naming the field on failure."""
+    value = state[key]
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"state[{key!r}] must be an integer, not {type(value).__name__}")
+    value = int(value)
+    if not 0 <= value <= U64:
+        raise ValueError(f"state[{key!r}] must be in [0, 2**64], got {value}")
+    return value
+
+
+def _checked_state(state: Any) -> tuple[int, int, int]:
+    """(seed, next_stream, n_children) of a Generator state dict, validated."""
+    if not isinstance(state, Mapping):
+        raise TypeError(f"state must be a dict from Generator.get_state(), not {type(state).__name__}")
+    missing = [k for k in _STATE_KEYS[:2] if k not in state]
+    if missing:
+        raise ValueError(f"state is missing {', '.join(map(repr, missing))} "
+                         f"(expected the keys {', '.join(map(repr, _STATE_KEYS))})")
+    unknown = sorted(map(repr, set(state) - set(_STATE_KEYS)))
+    if unknown:
+        raise ValueError(f"state has unknown keys {', '.join(unknown)} "
+                         f"(expected {', '.join(map(repr, _STATE_KEYS))})")
+    seed = check_u64(state["seed"], "state['seed']")
+    stream = _state_counter(state, "next_stream")
+    children = _state_counter(state, "n_children") if "n_children" in state else 0
+    return seed, stream, children
+
+
 _live: "weakref.WeakSet[Generator]" = weakref.WeakSet()  # for the fork handler below
 _default = Generator(np.random.SeedSequence())  # OS entropy, until cdropout.seed(n)
 
@@ -191,7 +231,8 @@ def _before_fork() -> None:
 
 
 def _after_fork_in_parent() -> None:
-    _default._n_children += 1
+    if _default._n_children < U64:  # (all 2**64 spawn keys used: children draw OS entropy)
+        _default._n_children += 1
     _default._lock.release()
 
 
@@ -199,7 +240,8 @@ def _after_fork_in_child() -> None:
     for gen in list(_live):
         gen._lock = threading.Lock()
     key = _default._n_children
-    _default._seed = seed_from_seedsequence(np.random.SeedSequence(_default._seed, spawn_key=(key,)))
+    ss = np.random.SeedSequence(_default._seed, spawn_key=(key,)) if key < U64 else None
+    _default._seed = seed_from_seedsequence(np.random.SeedSequence() if ss is None else ss)
     _default._next_stream = 0
     _default._n_children = 0
 

@@ -215,3 +215,35 @@ def bits_of(a):
     """The raw bits of a float array (C-contiguous copy viewed as unsigned ints)."""
     a = np.array(a, order="C")
     return a.view({2: np.uint16, 4: np.uint32, 8: np.uint64}[a.dtype.itemsize])
+
+
+# ---------------------------------------------------------------- alpha dropout's constants
+
+ALPHA_PRIME = -1.7580993408473766  # SELU's -lambda * alpha, as the double docs/variants.md names
+ALPHA_DIGITS = 80                  # decimal digits of the reference before the final rounding
+
+
+def alpha_constants_decimal(p, digits=ALPHA_DIGITS):
+    """(a, b, c) of docs/variants.md as Decimals to `digits` significant digits (p < 1).
+
+    a = ((1 - p) * (1 + p * alpha'**2)) ** -0.5, b = -a * alpha' * p, c = a * alpha' * (1 - p),
+    with p and alpha' the exact values of their doubles (Decimal(float) is exact).
+    """
+    import decimal
+    with decimal.localcontext() as ctx:
+        ctx.prec = digits
+        ctx.rounding = decimal.ROUND_HALF_EVEN
+        P, A = decimal.Decimal(float(p)), decimal.Decimal(ALPHA_PRIME)
+        q = (1 - P) * (1 + P * A * A)
+        a = 1 / q.sqrt()
+        return +a, -a * A * P, a * A * (1 - P)
+
+
+def nearest_double(d):
+    """The float64 nearest to the Decimal d (CPython's str -> float conversion rounds correctly)."""
+    return float(str(d))
+
+
+def alpha_constants(p):
+    """(a, b, c) as floats: the reference values rounded once to float64."""
+    return tuple(nearest_double(v) for v in alpha_constants_decimal(p))

@@ -28,12 +28,26 @@ def test_keep_fraction(p, seed):
     assert np.all(y[mask] == np.float32(1.0 / (1.0 - p)))
 
 
+@pytest.fixture
+def default_generator_state():
+    """Restore the module's default generator after the test."""
+    saved = cd.default_generator().get_state()
+    yield
+    cd.default_generator().set_state(saved)
+
+
 @pytest.mark.parametrize("p", PS)
-def test_keep_fraction_default_generator(p):
+def test_keep_fraction_default_generator(p, default_generator_state):
+    """Unseeded calls draw from the default generator: after cdropout.seed(s) the k-th call is
+    format v1's mask of (s, stream k); the keep fraction of both calls is 1 - p."""
+    s = 4242 + int(p * 1000)
+    cd.seed(s)
     x = np.ones(N, np.float32)
-    _, mask = cd.dropout(x, p, return_mask="bool")
-    ok, info = _within(int(np.count_nonzero(mask)), N, 1.0 - p)
-    assert ok, info
+    for stream in (0, 1):
+        _, mask = cd.dropout(x, p, return_mask="bool")
+        np.testing.assert_array_equal(mask, reference.keep_flat(N, p, s, stream, 0))
+        ok, info = _within(int(np.count_nonzero(mask)), N, 1.0 - p)
+        assert ok, info
 
 
 @pytest.mark.parametrize("p", PS)

@@ -157,22 +157,33 @@ def test_bad_inputs(torch, ct):
     assert gen.next_stream == 0, "a rejected call must not use a stream"
 
 
-def test_alpha_dropout_agrees_with_pytorch_formula(torch):
-    """Recover PyTorch's own alpha-dropout mask and check our formula reproduces its output."""
+@pytest.mark.parametrize("p", [0.3, 0.05, 0.9])
+def test_alpha_dropout_agrees_with_pytorch(torch, p):
+    """cdropout.alpha_dropout and its backward against PyTorch's own alpha dropout.
+
+    PyTorch's mask is recovered from a probe (kept zeros become b > 0, dropped ones c < 0). The
+    forwards must agree wherever both libraries kept, or both dropped, an element; the backward
+    with PyTorch's mask must equal PyTorch's autograd gradient."""
     F = torch.nn.functional
-    p = 0.3
-    x = torch.randn(2000, dtype=torch.float64)
+    x = torch.randn(4000, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    g = torch.randn(4000, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
     torch.manual_seed(0)
-    y_torch = F.alpha_dropout(x, p, True)
+    probe = F.alpha_dropout(torch.zeros_like(x), p, True)
     torch.manual_seed(0)
-    probe = F.alpha_dropout(torch.zeros_like(x), p, True)  # same mask; kept -> b, dropped -> c
-    alpha_p = -1.7580993408473766
-    a = ((1 - p) * (1 + p * alpha_p ** 2)) ** -0.5
-    b = -a * alpha_p * p
-    keep = torch.isclose(probe, torch.tensor(b, dtype=torch.float64)).numpy()
-    assert 0 < keep.mean() < 1
-    ours = np.where(keep, a * x.numpy() + b, a * alpha_p + b)
-    np.testing.assert_allclose(y_torch.numpy(), ours, rtol=1e-12, atol=1e-12)
+    xg = x.clone().requires_grad_()
+    y_torch = F.alpha_dropout(xg, p, True)
+    y_torch.backward(g)
+    keep_torch = (probe > 0).numpy()
+    assert 0 < keep_torch.mean() < 1
+
+    y, keep = cdropout.alpha_dropout(x.numpy(), p, seed=3, return_mask="bool")
+    both = keep == keep_torch
+    assert np.any(both & keep) and np.any(both & ~keep)
+    np.testing.assert_allclose(y[both], y_torch.detach().numpy()[both], rtol=1e-13, atol=1e-15)
+
+    grad = cdropout.alpha_dropout_backward(g.numpy(), keep_torch, p=p)
+    np.testing.assert_allclose(grad, xg.grad.numpy(), rtol=1e-13, atol=0)
+    assert np.all(grad[~keep_torch] == 0)
 
 
 def test_channel_dropout_shapes_agree_with_pytorch(torch):

@@ -21,9 +21,7 @@ ALPHA_PRIME = -1.7580993408473766
 
 def alpha_reference(x, keep, p):
     """y = a * (x * keep + alpha' * (1 - keep)) + b, PyTorch's formula, in the dtype's arithmetic."""
-    a = ((1 - p) * (1 + p * ALPHA_PRIME ** 2)) ** -0.5
-    b = -a * ALPHA_PRIME * p
-    c = a * ALPHA_PRIME + b
+    a, b, c = reference.alpha_constants(p)  # docs/variants.md, correctly rounded (decimal)
     work = np.float32 if x.dtype == np.float16 else x.dtype.type
     kept = (x.astype(work) * work(a) + work(b)).astype(x.dtype)
     return np.where(np.broadcast_to(keep, x.shape), kept, x.dtype.type(c))
@@ -77,7 +75,7 @@ def test_alpha_dropout_backward(form):
     p = 0.3
     y, mask = cdropout.alpha_dropout(x, p, seed=6, return_mask=form)
     keep = reference.keep_mask(x.shape, p, 6)
-    a = np.float32(((1 - p) * (1 + p * ALPHA_PRIME ** 2)) ** -0.5)
+    a = np.float32(reference.alpha_constants(p)[0])
     grad = cdropout.alpha_dropout_backward(g, mask, p=p if form == "bool" else None)
     assert_same_bits(grad, np.where(keep, g * a, np.float32(0)))
     # finite differences: the map is affine in x for a fixed mask
@@ -220,12 +218,36 @@ def test_gaussian_noise_matches_reference(offset, seed, stream):
     assert_same_bits(got, noise_reference(seed, stream, offset, 0.5, (n,)))
 
 
-def test_gaussian_counter_never_meets_format_v1():
-    """Bit 30 of counter word 1 is set for every Gaussian block (even the last one) and is
-    never set by format v1's primary (bits 29-31 zero) or secondary (bit 31) counters."""
-    last_block = ((1 << 64) - 1) >> 2
-    assert ((last_block >> 32) | 0x40000000) & 0x80000000 == 0
-    assert (((1 << 64) - 1) >> 3) >> 32 < 1 << 29
+def test_gaussian_counter_never_meets_format_v1(monkeypatch):
+    """Bit 30 of counter word 1 is set in every Philox counter the Gaussian path reads (even at
+    the last block of the index space) and bit 31 never is, while format v1 reads counters with
+    bits 29-30 clear (checked against the reference at the top of the index space too)."""
+    import sys
+    gauss_mod = sys.modules["cdropout._normals"]  # where the Gaussian path calls Philox
+    seen = []
+    real = gauss_mod.philox4x32
+
+    def recording(ctr, key, *args, **kwargs):
+        seen.append(np.array(ctr, dtype=np.uint32).reshape(-1, 4).copy())
+        return real(ctr, key, *args, **kwargs)
+
+    monkeypatch.setattr(gauss_mod, "philox4x32", recording)
+    stream = (1 << 64) - 1
+    for offset, n in [(0, 9), ((1 << 34) - 3, 7), ((1 << 64) - 9, 9)]:
+        cdropout.gaussian_noise(n, 0.5, seed=3, stream=stream, offset=offset)
+    ctr = np.concatenate(seen)
+    assert len(ctr) == 3 + 2 + 3, "the Gaussian path did not read exactly its blocks"
+    assert np.all(ctr[:, 1] & 0x40000000) and not np.any(ctr[:, 1] & 0x80000000)
+    blocks = ctr[:, 0].astype(np.uint64) | ((ctr[:, 1].astype(np.uint64) & np.uint64(0x3FFFFFFF)) << np.uint64(32))
+    assert int(blocks.max()) == ((1 << 64) - 1) >> 2, "the last Gaussian block was not read"
+    assert np.all(ctr[:, 2] == 0xFFFFFFFF) and np.all(ctr[:, 3] == 0xFFFFFFFF)
+    # format v1 at the end of the index space is the reference's, whose counters keep bits 29-31
+    # of word 1 clear in primary draws (b < 2**61); so the two counter sets never meet.
+    for p in (0.5, 1 / 3):  # 1/3: T has a low half, so tie draws (bit 31) are possible
+        _, bits = cdropout.dropout(np.ones(4096, np.float32), p, seed=3, stream=stream,
+                                   offset=(1 << 64) - 4096, return_mask="bits")
+        np.testing.assert_array_equal(np.asarray(bits.data),
+                                      reference.packbits(reference.keep_flat(4096, p, 3, stream, (1 << 64) - 4096)))
 
 
 def test_gaussian_noise_matches_reference_on_thousands_of_elements():
