@@ -112,6 +112,8 @@ cdef int fill_op(cd_op *op, cnp.ndarray x, cnp.ndarray y, double scale, uint64_t
         raise ValueError(f"x and y must have one shape, got {(<object>x).shape} and {(<object>y).shape}")
     if not cnp.PyArray_ISWRITEABLE(y):
         raise ValueError("y is read-only")
+    if not cnp.PyArray_ISALIGNED(x) or not cnp.PyArray_ISALIGNED(y):
+        raise ValueError("x and y must be aligned for their dtype")
     if nd > CD_MAX_DIMS:
         raise ValueError(f"at most {CD_MAX_DIMS} dimensions")
     for d in range(nd):

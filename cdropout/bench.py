@@ -618,12 +618,18 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--no-torch", action="store_true", help="skip the PyTorch rows even if torch imports")
     parser.add_argument("--markdown", action="store_true", help="print Markdown (for BENCHMARKS.md)")
     parser.add_argument("--plot", metavar="FILE.png", help="save a throughput-vs-size plot (needs matplotlib)")
+    parser.add_argument("--layouts", action="store_true",
+                        help="time memory layouts instead (transposes, negative and inner strides, out= of "
+                             "another layout) against the contiguous call: python -m cdropout.bench_layouts")
     return parser
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.layouts:
+        from . import bench_layouts
+        return bench_layouts.main(["--threads", *map(str, args.threads or [1, 2])])
     if not 0.0 <= args.p < 1.0:
         parser.error(f"--p must be in [0, 1), got {args.p}")
     if args.plot:

@@ -171,9 +171,30 @@ static int64_t itemsize_of(int dtype)
     return dtype == CD_F16 ? 2 : dtype == CD_F32 ? 4 : 8;
 }
 
-/* n elements of size es from src (stride ss bytes) to dst (stride ds bytes). */
+/* n elements of size es from src (stride ss bytes) to dst (stride ds bytes). A run read or written
+ * backwards (stride -es, the other side contiguous) gets loops the compiler vectorizes. */
+#define CD_REVERSE_COPY(T)                                                                            \
+    do {                                                                                              \
+        T *d_ = (T *)(void *)dst;                                                                     \
+        const T *s_ = (const T *)(const void *)src;                                                   \
+        if (ss < 0)                                                                                   \
+            for (int64_t j = 0; j < n; j++)                                                           \
+                d_[j] = s_[-j];                                                                       \
+        else                                                                                          \
+            for (int64_t j = 0; j < n; j++)                                                           \
+                d_[-j] = s_[j];                                                                       \
+    } while (0)
 static void copy_strided(char *dst, int64_t ds, const char *src, int64_t ss, int64_t n, int64_t es)
 {
+    if ((ss == -es && ds == es) || (ss == es && ds == -es)) {   /* elements are aligned (checked in _core) */
+        if (es == 2)
+            CD_REVERSE_COPY(uint16_t);
+        else if (es == 4)
+            CD_REVERSE_COPY(uint32_t);
+        else
+            CD_REVERSE_COPY(uint64_t);
+        return;
+    }
     switch (es) {
     case 2:
         for (int64_t j = 0; j < n; j++)
@@ -200,6 +221,11 @@ static void apply_run(const plan *pl, const char *x, int64_t sx, char *y, int64_
     const double s = pl->op->scale;
     if (sx == es && sy == es) {
         f(x, y, n, bits, phase, s);
+        return;
+    }
+    cd_apply_strided_fn fs = pl->kern->apply_strided[pl->op->dtype];
+    if (fs != NULL && sx == sy && sx > es && sx <= 8 * es && sx % es == 0) {
+        fs(x, y, sx / es, n, bits, phase, s);
         return;
     }
     _Alignas(64) char buf[CD_STAGE * 8];
@@ -575,11 +601,15 @@ static void do_tile(const plan *pl, int64_t t)
     uint8_t rows[CD_TA][CD_TB / 8 + 10];
     const uint8_t *rp[CD_TA];
     int ph[CD_TA];
-    if (pl->src == SRC_KEY)
+    /* rows that follow each other in the mask (msa == nb) are one range: generated in one go */
+    const int joined = pl->src == SRC_KEY && msa == (uint64_t)nb;
+    if (joined)
+        pl->kern->gen(pl->op->key, m >> 3, (int64_t)(((m + (uint64_t)(na * nb) - 1) >> 3) - (m >> 3) + 1), rows[0]);
+    else if (pl->src == SRC_KEY)
         pl->kern->gen_rows(pl->op->key, m, msa, na, nb, rows[0], CD_TB / 8 + 10);
     for (int64_t a = 0; a < na; a++) {
         uint64_t mr = m + (uint64_t)a * msa;
-        rp[a] = pl->src == SRC_KEY ? rows[a] : pl->op->bits_in + (mr >> 3);
+        rp[a] = joined ? rows[0] + ((mr >> 3) - (m >> 3)) : pl->src == SRC_KEY ? rows[a] : pl->op->bits_in + (mr >> 3);
         ph[a] = (int)(mr & 7);
     }
     /* cols + b * cs: the bits of B index b along A */

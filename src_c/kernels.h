@@ -33,6 +33,11 @@ typedef void (*cd_gen_rows_fn)(const cd_key *key, uint64_t m0, uint64_t mstride,
  * float16: y = round_to_half((float)x * (float)s), one rounding, as NumPy does. */
 typedef void (*cd_apply_fn)(const void *x, void *y, int64_t n, const uint8_t *bits, int phase, double s);
 
+/* Strided apply over x and y of one stride of k elements (2 <= k <= 8): element j is x[j * k], and
+ * the elements in between are neither read nor written. Otherwise as cd_apply_fn. Optional. */
+typedef void (*cd_apply_strided_fn)(const void *x, void *y, int64_t k, int64_t n, const uint8_t *bits, int phase,
+                                    double s);
+
 /* Contiguous in-place y[j] *= s (the benchmark's memory floor). */
 typedef void (*cd_scale_fn)(void *y, int64_t n, double s);
 
@@ -54,6 +59,7 @@ typedef struct {
     cd_scale_fn scale[CD_NDTYPES];
     cd_fused_fn fused[CD_NDTYPES]; /* optional (NULL entries); SIMD sets: src_c/fused_impl.h */
     cd_gen_rows_fn gen_rows;
+    cd_apply_strided_fn apply_strided[CD_NDTYPES]; /* optional (NULL entries) */
 } cd_kernels;
 
 extern const cd_kernels cd_kernels_portable;

@@ -475,4 +475,4 @@ static inline __attribute__((always_inline)) void fused_gen_chunk(gen_ctx *c, co
 
 const cd_kernels cd_kernels_avx2 = {
     "avx2", gen_avx2, {apply_f16, apply_f32, apply_f64}, {scale_f16, scale_f32, scale_f64},
-    {fused_f16, fused_f32, fused_f64}, gen_rows_simd};
+    {fused_f16, fused_f32, fused_f64}, gen_rows_simd, {NULL, NULL, NULL}};

@@ -164,4 +164,4 @@ static void scale_f16(void *yv, int64_t n, double sd)
 
 const cd_kernels cd_kernels_portable = {
     "portable", gen_portable, {apply_f16, apply_f32, apply_f64}, {scale_f16, scale_f32, scale_f64},
-    {NULL, NULL, NULL}, gen_rows_portable};
+    {NULL, NULL, NULL}, gen_rows_portable, {NULL, NULL, NULL}};

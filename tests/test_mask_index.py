@@ -317,6 +317,9 @@ def test_entry_checks_messages():
         _core.apply_key(x, y.astype(np.float64), 2.0, 1, 2, 2**31, 0, None, None, *args)
     with pytest.raises(TypeError, match="C-contiguous uint8"):
         _core.apply_bits(x, y, 2.0, np.zeros(6, np.uint8)[::2], 0, None, *args)
+    unaligned = np.zeros(4 * 20 + 1, np.uint8)[1:].view(np.float32).reshape(4, 5)
+    with pytest.raises(ValueError, match="aligned"):
+        _core.apply_key(unaligned, y, 2.0, 1, 2, 2**31, 0, None, None, *args)
     with pytest.raises(ValueError, match="read-only"):
         ro = y.copy()
         ro.flags.writeable = False

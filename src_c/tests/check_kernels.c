@@ -491,6 +491,60 @@ static void test_gen_rows(int quick)
     }
 }
 
+/* apply_strided (where a set has it) against the portable contiguous apply of the gathered elements:
+ * the elements in between keep their canary bytes; bits end at a guard page; in place and not. */
+static void check_strided_one(int dt, int64_t k, int64_t n, int phase, int inplace)
+{
+    size_t es = esize(dt), nb = (size_t)(phase + n + 7) / 8, span = n > 0 ? (size_t)((n - 1) * k + 1) * es : 0;
+    region rb = guard_alloc(nb + 1);
+    uint8_t *bits = guard_end(rb, nb);
+    for (size_t i = 0; i < nb; i++)
+        bits[i] = (uint8_t)rnd32();
+    unsigned char *xd = malloc((size_t)n * es + 1), *ref = malloc((size_t)n * es + 1);
+    unsigned char *x = malloc(span + 1), *y = malloc(span + 1);
+    fill_special(dt, xd, n);
+    double s = pick_scale(dt);
+    cd_kernels_portable.apply[dt](xd, ref, n, bits, phase, s);
+    for (int i = 1; i < CD_NISA; i++) {
+        if (!isas[i] || !isas[i]->apply_strided[dt])
+            continue;
+        memset(x, 0x5A, span + 1);
+        memset(y, 0xA5, span + 1);
+        for (int64_t j = 0; j < n; j++)
+            memcpy(x + (size_t)(j * k) * es, xd + (size_t)j * es, es);
+        unsigned char *out = inplace ? x : y;
+        isas[i]->apply_strided[dt](x, out, k, n, bits, phase, s);
+        checks++;
+        for (int64_t j = 0; j < (n > 0 ? (n - 1) * k + 1 : 0); j++) {
+            const unsigned char *e = out + (size_t)j * es;
+            int ok = j % k == 0 ? memcmp(e, ref + (size_t)(j / k) * es, es) == 0
+                                : (e[0] == (inplace ? 0x5A : 0xA5) && e[es - 1] == (inplace ? 0x5A : 0xA5));
+            if (!ok) {
+                FAIL("apply_strided %s %s k=%lld n=%lld phase=%d inplace=%d: element %lld wrong", isas[i]->name,
+                     dname(dt), (long long)k, (long long)n, phase, inplace, (long long)j);
+                break;
+            }
+        }
+        if (!inplace && (y[span] != 0xA5))
+            FAIL("apply_strided %s: wrote past the last element", isas[i]->name);
+    }
+    free(xd);
+    free(ref);
+    free(x);
+    free(y);
+    guard_free(rb);
+}
+
+static void test_strided(int quick)
+{
+    static const int64_t ns[] = {0, 1, 2, 7, 8, 15, 16, 17, 31, 33, 64, 100, 129, 1000};
+    for (int dt = 0; dt < CD_NDTYPES; dt++)
+        for (int64_t k = 2; k <= 8; k++)
+            for (size_t i = 0; i < sizeof ns / sizeof ns[0]; i++)
+                for (int phase = 0; phase < 8; phase += quick ? 3 : 1)
+                    check_strided_one(dt, k, ns[i], phase, (int)(rnd32() & 1));
+}
+
 static void test_apply_scale(int quick)
 {
     static const int64_t ns[] = {0, 1, 2, 3, 7, 8, 9, 15, 16, 17, 31, 32, 33, 63, 64, 65, 127, 128, 129, 255, 1000, 4097};
@@ -709,6 +763,7 @@ int main(int argc, char **argv)
         test_apply_scale(quick);
         test_fused(quick);
         test_gen_rows(quick);
+        test_strided(quick);
         printf("%ld checks, %ld failures\n", checks, failures);
     }
     if (do_bench) {
