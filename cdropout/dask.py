@@ -37,9 +37,7 @@ SeedLike = Any  # what cdropout.dropout accepts: int, SeedSequence, cdropout.Gen
 _FORMS = (None, "bool", "bits", "key")
 
 
-# ------------------------------------------------------------------------------------------------
-# Client side: checks, keys and graph names.
-# ------------------------------------------------------------------------------------------------
+# -- client side: checks, keys and graph names --------------------------------------------------
 
 
 def _as_dask(a: Any, name: str) -> da.Array:
@@ -81,9 +79,7 @@ def _packed_chunks(chunks: Chunks) -> Chunks:
     return chunks[:-1] + (tuple((c + 7) // 8 for c in chunks[-1]),)
 
 
-# ------------------------------------------------------------------------------------------------
-# The bits form.
-# ------------------------------------------------------------------------------------------------
+# -- the bits form ------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True, eq=False)
@@ -179,9 +175,7 @@ def _mask_of(key: MaskKey, form: Optional[str], mchunks: Chunks, nthreads: Optio
     return BlockBits(_mask_array(key, mchunks, "bits", nthreads), key.shape, mchunks, key.p, key.scale)
 
 
-# ------------------------------------------------------------------------------------------------
-# Public functions.
-# ------------------------------------------------------------------------------------------------
+# -- public functions ---------------------------------------------------------------------------
 
 
 @overload
