@@ -7,7 +7,7 @@ import numpy as np
 
 from ._alpha_constants import ALPHA_PRIME, alpha_coefficients
 from ._api import Mask, apply_record, as_record, check_call, eval_result, mask_result
-from ._apply import in_dtype, target
+from ._apply import target
 from ._checks import as_array, check_out, check_threads
 from ._record import gen_bits, threshold, unpack
 from ._seeding import SeedLike, resolve, validate
@@ -195,5 +195,4 @@ def alpha_dropout_backward(grad: Any, mask: Mask, *, p: Optional[float] = None,
     rec = as_record(mask, p, None, "alpha")
     nthreads = check_threads(num_threads)
     out = check_out(out, grad)
-    s = 0.0 if rec.p >= 1.0 else in_dtype(_alpha_coefficients(rec.p)[0], code)
-    return apply_record(grad, out, rec, s, nthreads)
+    return apply_record(grad, out, rec, nthreads, None, code)

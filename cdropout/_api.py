@@ -9,10 +9,11 @@ from typing import Any, Literal, Optional, Sequence, Tuple, Union, overload
 import numpy as np
 
 from . import _config, _core
-from ._apply import apply, block_mask_shape, constants, forward_bits, target
+from ._alpha_constants import alpha_coefficients
+from ._apply import apply, block_mask_shape, constants, forward_bits, in_dtype, target
 from ._checks import (MASK_FORMS, Shape, as_array, check_form, check_index, check_out, check_p, check_span,
                       check_threads, check_u64, noise_shape)
-from ._record import FORMAT_VERSION, BitMask, Index, MaskKey, packed_size, unpack
+from ._record import FORMAT_VERSION, KINDS, BitMask, Index, MaskKey, packed_size, unpack
 from ._seeding import SeedLike, _front, resolve, validate
 
 __all__ = ["FORMAT_VERSION", "Mask", "dropout", "dropout_backward", "philox4x32"]
@@ -146,10 +147,29 @@ def record_shape(rec: Record, shape: Shape, index: Any) -> Tuple[Shape, Optional
     return noise_shape(rec.shape, full, "mask shape"), index
 
 
-def apply_record(x: np.ndarray, out: Optional[np.ndarray], rec: Record, s: float, nthreads: int,
-                 index: Any = None) -> np.ndarray:
-    """``y = keep ? x * s : +0`` with rec's mask: the apply path of every backward (checked here)."""
+def record_scale(rec: Record, code: int) -> float:
+    """The factor kept elements are multiplied by, in the dtype of `code`, for rec's kind:
+    1/(1-p) (or 1 without rescaling) for 'bernoulli', alpha dropout's `a` for 'alpha'."""
+    if rec.kind == "bernoulli":
+        return constants(rec.p, code, rec.scale)[0]
+    if rec.kind == "alpha":
+        return 0.0 if rec.p >= 1.0 else in_dtype(alpha_coefficients(rec.p)[0], code)
+    raise ValueError(f"a {rec.kind!r} mask is not a keep mask: use {KINDS[rec.kind]}")
+
+
+def apply_record(x: np.ndarray, out: Optional[np.ndarray], rec: Record, nthreads: int = 0,
+                 index: Any = None, code: Optional[int] = None) -> np.ndarray:
+    """``y = keep ? x * s : +0`` with rec's mask and rec's factor: the one apply path of every
+    backward (and of a forward from a record, e.g. cdropout.torch's).
+
+    `x` is an aligned native float ndarray (from :func:`cdropout._checks.as_array`), `out` None or
+    checked by :func:`cdropout._checks.check_out`; the mask's shape (and `index`) are checked here,
+    before anything is written. Returns y (`out` when given).
+    """
+    if code is None:
+        x, code = _core.operand(x, "x")
     mshape, index = record_shape(rec, x.shape, index)
+    s = record_scale(rec, code)
     x, y = target(x, out)
     apply(x, y, rec, s, mshape, index, nthreads)
     return y
@@ -364,11 +384,18 @@ def dropout_backward(
         grad, code = _core.operand(grad, "grad")
     else:
         grad, code = as_array(grad, "grad")
-    rec = as_record(mask, p, scale, "bernoulli")
     nthreads = check_threads(num_threads)
     if out is not None:
         out = check_out(out, grad)
-    return apply_record(grad, out, rec, constants(rec.p, code, rec.scale)[0], nthreads, index)
+    if (type(mask) is MaskKey and mask.kind == "bernoulli" and p is None and scale is None and index is None
+            and mask.index is None and mask.shape == grad.shape):  # the plain key (the common case, fast)
+        grad, y = target(grad, out)
+        s, T = constants(mask.p, code, mask.scale)
+        _core.apply_key(grad, y, s, mask.seed, mask.stream, T, mask.offset, None, None, nthreads,
+                        _config.min_per_thread, _config.isa)
+        return y
+    rec = as_record(mask, p, scale, "bernoulli")
+    return apply_record(grad, out, rec, nthreads, index, code)
 
 
 _front["dropout"] = dropout

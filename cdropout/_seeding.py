@@ -292,6 +292,8 @@ def resolve(seed: SeedLike, stream: Optional[int]) -> tuple[int, int]:
     """(seed, stream) of one call; a Generator (or None: the default one) gives its next stream."""
     if type(seed) is int and stream is None and 0 <= seed < U64:  # the common cases first
         return seed, 0
+    if type(seed) is Generator and stream is None:
+        return seed._take()
     validate(seed, stream)
     if seed is None or isinstance(seed, Generator):
         return (_default if seed is None else seed)._take()
