@@ -29,7 +29,7 @@ def forward_block(x: np.ndarray, key: MaskKey, nthreads: Optional[int],
     assert block_info is not None
     gshape = tuple(block_info[0]["shape"])
     out = None
-    if x.ndim and 0 in x.strides and x.size > 1:
+    if any(s == 0 and d > 1 for s, d in zip(x.strides, x.shape)):
         # A broadcast block (da.ones, da.full, broadcast_to): its result must be a new array
         # anyway, so copy first and drop out in place, reading contiguous memory.
         x = out = np.array(x, order="C")

@@ -37,9 +37,7 @@ SeedLike = Any  # what cdropout.dropout accepts: int, SeedSequence, cdropout.Gen
 _FORMS = (None, "bool", "bits", "key")
 
 
-# ------------------------------------------------------------------------------------------------
-# Client side: checks, keys and graph names.
-# ------------------------------------------------------------------------------------------------
+# -- client side: checks, keys and graph names --------------------------------------------------
 
 
 def _as_dask(a: Any, name: str) -> da.Array:
@@ -81,9 +79,7 @@ def _packed_chunks(chunks: Chunks) -> Chunks:
     return chunks[:-1] + (tuple((c + 7) // 8 for c in chunks[-1]),)
 
 
-# ------------------------------------------------------------------------------------------------
-# The bits form.
-# ------------------------------------------------------------------------------------------------
+# -- the bits form ------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True, eq=False)
@@ -179,9 +175,7 @@ def _mask_of(key: MaskKey, form: Optional[str], mchunks: Chunks, nthreads: Optio
     return BlockBits(_mask_array(key, mchunks, "bits", nthreads), key.shape, mchunks, key.p, key.scale)
 
 
-# ------------------------------------------------------------------------------------------------
-# Public functions.
-# ------------------------------------------------------------------------------------------------
+# -- public functions ---------------------------------------------------------------------------
 
 
 @overload
@@ -254,6 +248,10 @@ def dropout(
     Task names are tokenized from the input's name and the resolved (seed, stream, offset, p,
     noise shape, scale): the same call gives the same keys, so Dask can share and cache them.
     The thread count is not part of the name since the result does not depend on it.
+
+    For a new mask every epoch (or per array), give each call a stream of a Generator built on
+    the client, e.g. ``for gen in cdropout.Generator(0).spawn(n_epochs): dropout(a, p, seed=gen)``;
+    the stream is fixed when the graph is built, so recomputing ``y`` reproduces it.
 
     Examples
     --------

@@ -158,6 +158,8 @@ typedef struct {
     int permuted;                  /* the walk is not C order (dimensions reversed or reordered) */
     int tiled;                     /* worked in tiles (do_tile) */
     int64_t nac, nbc, tile_units;  /* tiles along A and B; parallel_for elements per tile */
+    int group;                     /* B's outer neighbour D continues B in the mask: tiles span both */
+    int64_t gsz;                   /* B's length, times D's with group */
 } plan;
 
 /* A tile of a transposed layout: CD_TA elements along the memory-inner dimension A (a multiple of
@@ -532,11 +534,28 @@ static void make_plan(plan *pl, const cd_op *op, int isa)
                 break;
             }
     }
+    pl->group = 0;
+    if (pl->tiled && nd >= 3) {
+        /* a dimension D whose mask stride is B's length continues B in the mask (a 3-D transpose):
+         * the rows of a tile then run over D and B together, and are longer */
+        const uint64_t nbb = (uint64_t)pl->shape[nd - 2];
+        for (int d = nd - 3; d >= 0; d--)
+            if ((uint64_t)pl->ms[d] == nbb || (uint64_t)pl->ms[d] == 0 - nbb) {
+                if ((uint64_t)pl->ms[d] != nbb)
+                    flip_dim(pl, d);
+                for (int e = d; e < nd - 3; e++)
+                    swap_dims(pl, e, e + 1);
+                pl->group = 1;
+                break;
+            }
+    }
     if (pl->tiled) {
+        const int64_t gsz = pl->group ? pl->shape[nd - 3] * pl->shape[nd - 2] : pl->shape[nd - 2];
         const int64_t na = pl->shape[nd - 1] < CD_TA ? pl->shape[nd - 1] : CD_TA;
-        const int64_t nb = pl->shape[nd - 2] < CD_TB ? pl->shape[nd - 2] : CD_TB;
+        const int64_t nb = gsz < CD_TB ? gsz : CD_TB;
+        pl->gsz = gsz;
         pl->nac = (pl->shape[nd - 1] + CD_TA - 1) / CD_TA;
-        pl->nbc = (pl->shape[nd - 2] + CD_TB - 1) / CD_TB;
+        pl->nbc = (gsz + CD_TB - 1) / CD_TB;
         pl->tile_units = (na * nb + CD_TILE - 1) / CD_TILE * CD_TILE;  /* elements, rounded up to whole CD_TILEs */
     }
 }
@@ -583,7 +602,7 @@ static void do_tile(const plan *pl, int64_t t)
     const char *x = pl->x;
     char *y = pl->y;
     uint64_t m = pl->mbase;
-    for (int d = nd - 3; d >= 0; d--) {
+    for (int d = nd - 3 - pl->group; d >= 0; d--) {
         int64_t k = o % pl->shape[d];
         o /= pl->shape[d];
         x += k * pl->xs[d];
@@ -592,10 +611,14 @@ static void do_tile(const plan *pl, int64_t t)
     }
     const int64_t a0 = ia * CD_TA, b0 = ib * CD_TB;
     const int64_t na = pl->shape[nd - 1] - a0 < CD_TA ? pl->shape[nd - 1] - a0 : CD_TA;
-    const int64_t nb = pl->shape[nd - 2] - b0 < CD_TB ? pl->shape[nd - 2] - b0 : CD_TB;
+    const int64_t nb = pl->gsz - b0 < CD_TB ? pl->gsz - b0 : CD_TB;
     const uint64_t msa = (uint64_t)pl->ms[nd - 1];
-    x += a0 * xa + b0 * xb;
-    y += a0 * ya + b0 * yb;
+    /* B index g of the tile's row is D index g / nbb, B index g % nbb (group), or just g */
+    const int64_t nbb = pl->shape[nd - 2];
+    const int64_t xd = pl->group ? pl->xs[nd - 3] : 0, yd = pl->group ? pl->ys[nd - 3] : 0;
+    int64_t gd = b0 / nbb, gb = b0 % nbb;
+    x += a0 * xa;
+    y += a0 * ya;
     m += (uint64_t)a0 * msa + (uint64_t)b0;
 
     uint8_t rows[CD_TA][CD_TB / 8 + 10];
@@ -676,11 +699,16 @@ static void do_tile(const plan *pl, int64_t t)
                 col[(8 * k + c) * cs] = (uint8_t)(v >> (8 * c));
         }
     }
-    if ((na & 7) == 0 && xb == na * xa && yb == na * ya)
-        apply_run(pl, x, xa, y, ya, na * nb, cols, 0);
+    if (!pl->group && (na & 7) == 0 && xb == na * xa && yb == na * ya)
+        apply_run(pl, x + b0 * xb, xa, y + b0 * yb, ya, na * nb, cols, 0);
     else
-        for (int64_t b = 0; b < nb; b++)
-            apply_run(pl, x + b * xb, xa, y + b * yb, ya, na, cols + b * cs, 0);
+        for (int64_t b = 0; b < nb; b++) {
+            apply_run(pl, x + gd * xd + gb * xb, xa, y + gd * yd + gb * yb, ya, na, cols + b * cs, 0);
+            if (++gb == nbb) {
+                gb = 0;
+                gd++;
+            }
+        }
 }
 
 
@@ -761,7 +789,7 @@ int cd_run(const cd_op *op, const cd_exec *ex)
     if (op->bits_out != NULL && pl.src == SRC_CONST)
         memset(op->bits_out, pl.keep_const ? 0xff : 0x00, (size_t)((n + 7) >> 3));
     if (pl.tiled)
-        parallel_for(pl.nac * pl.nbc * (n / pl.shape[pl.ndim - 1] / pl.shape[pl.ndim - 2]) * pl.tile_units, ex,
+        parallel_for(pl.nac * pl.nbc * (n / pl.shape[pl.ndim - 1] / pl.gsz) * pl.tile_units, ex,
                      tile_chunk, &pl);
     else if (op->x != NULL || pl.src != SRC_CONST)
         parallel_for(n, ex, run_chunk, &pl);

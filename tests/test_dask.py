@@ -60,6 +60,7 @@ def test_masks_and_backward_equal_in_memory(shape, chunks, form):
     assert_same_bits(_compute(y), ey)
     if form == "key":
         assert isinstance(mask, cdropout.MaskKey)
+        assert mask == cdropout.dropout(x, 0.45, seed=3, return_mask="key")[1]  # the whole array's key
         np.testing.assert_array_equal(mask.to_bool(), ekeep)
     elif form == "bits":
         assert isinstance(mask, cdd.BlockBits)
@@ -84,6 +85,9 @@ def test_bits_chunks_hold_packed_rows():
                                np.packbits(keep[:, 16:], axis=-1, bitorder="little")], axis=1)
     np.testing.assert_array_equal(data, expected)
     assert bits.nbytes == expected.nbytes
+    kept = bits.persist(scheduler="threads")
+    assert kept.shape == bits.shape and kept.p == 0.5 and kept.data.name == bits.data.name
+    np.testing.assert_array_equal(_compute(kept.to_bool()), keep)
 
 
 def test_backward_key_works_on_any_chunking_of_grad():
@@ -195,6 +199,20 @@ def test_generator_streams_are_taken_on_the_client():
     assert y0.name != y1.name
 
 
+def test_default_generator_stream_taken_on_the_client():
+    gen = cdropout.default_generator()
+    saved = gen.get_state()
+    try:
+        cdropout.seed(5)
+        x = random_data((7, 6), np.float32)
+        y = cdd.dropout(_dask(x, (3, 4)), 0.5, seed=None)
+        assert gen.next_stream == 1
+        assert_same_bits(_compute(y), cdropout.dropout(x, 0.5, seed=gen.seed, stream=0))
+        assert gen.next_stream == 1
+    finally:
+        gen.set_state(saved)
+
+
 def test_failed_call_takes_no_stream():
     gen = cdropout.Generator(1)
     a = _dask(np.ones(8), 3)
@@ -223,6 +241,8 @@ def test_names_are_deterministic():
     assert cdd.dropout_backward(g, b1).name == cdd.dropout_backward(g, b2).name
     # one task per chunk, no rechunk: the layer of the result has exactly the input's blocks
     assert len(y1.dask.layers[y1.name]) == a.npartitions
+    for arr in (cdd.dropout_backward(g, k1), cdd.dropout_backward(g, b1), b1.data):
+        assert len(arr.dask.layers[arr.name]) == a.npartitions
 
 
 # --------------------------------------------------------------------------------------------
@@ -266,11 +286,12 @@ def test_import_cdropout_does_not_import_dask():
     subprocess.run([sys.executable, "-c", code], check=True, env=env)
 
 
-def test_docstring_examples():
-    import doctest
-
-    result = doctest.testmod(cdd, optionflags=doctest.ELLIPSIS)
-    assert result.attempted > 0 and result.failed == 0
+def test_without_dask_the_import_error_says_what_to_install():
+    code = ("import sys; sys.modules['dask'] = None\n"
+            "try:\n    import cdropout.dask\nexcept ImportError as e:\n    print(e)")
+    env = {**os.environ, "PYTHONPATH": os.path.dirname(os.path.dirname(cdropout.__file__))}
+    out = subprocess.run([sys.executable, "-c", code], check=True, env=env, capture_output=True, text=True).stdout
+    assert "pip install 'cdropout[dask]'" in out
 
 
 # --------------------------------------------------------------------------------------------
@@ -300,6 +321,19 @@ def test_cluster_equals_in_memory(client):
         got_y, got_g = client.compute([y, gr], sync=True)
         assert_same_bits(got_y, ey, form)
         assert_same_bits(got_g, eg, form)
+
+
+def test_cluster_every_case(client):
+    # 1-D, 2-D and 3-D, regular and irregular chunks: forward, and backward from 1-bit chunks
+    arrays = []
+    expected = []
+    for i, (shape, chunks) in enumerate(CASES):
+        x = random_data(shape, np.float64, seed=i)
+        y, bits = cdd.dropout(_dask(x, chunks), 0.6, seed=i, return_mask="bits")
+        arrays += [y, cdd.dropout_backward(_dask(x, chunks), bits)]
+        expected += [cdropout.dropout(x, 0.6, seed=i)] * 2
+    for got, want in zip(client.compute(arrays, sync=True), expected):
+        assert_same_bits(got, want)
 
 
 def test_cluster_generator_recompute(client):
