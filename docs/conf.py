@@ -147,8 +147,11 @@ def _check_api_complete(app) -> None:
 
 
 def _optional_pages(app, docname: str, source: list) -> None:
-    """In api.rst, list the pages of the optional modules that can be imported here."""
+    """In api.rst, list the pages of the optional modules that can be imported here; elsewhere,
+    point links to the repository's BENCHMARKS.md at its page here (benchmarks.md includes it)."""
     if docname != "api":
+        up = "../" * docname.count("/")  # from this page to docs/
+        source[0] = source[0].replace(f"]({up}../BENCHMARKS.md", f"]({up}benchmarks.md")
         return
     pages = [f"   api-{m.split('.')[1]}" for m, ok in HAVE.items() if ok]
     missing = [f"``{m}``" for m, ok in HAVE.items() if not ok]
