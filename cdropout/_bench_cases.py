@@ -2,11 +2,12 @@
 
 Adding a case
 -------------
-Write a new module ``cdropout/_bench_<name>.py`` that defines ``CASES``, a sequence of
-:class:`Case`. ``cdropout-bench`` imports every ``cdropout._bench_*`` module and runs their cases
-after the built-in ones (alphabetical by module), so nothing else has to change::
+Write a new module ``cdropout/_bench_cases_<name>.py`` that defines ``CASES``, a sequence of
+:class:`Case`. ``cdropout-bench`` imports every ``cdropout._bench_cases_*`` module and runs their
+cases after the built-in ones (alphabetical by module), so nothing else has to change. Import
+optional dependencies (torch, dask) inside ``make``, not at the top of the module::
 
-    # cdropout/_bench_layouts.py
+    # cdropout/_bench_cases_layouts.py
     from ._bench_cases import Case, TimedCall, Workload
 
     def _transposed(w: Workload, t: int) -> TimedCall:
@@ -240,23 +241,29 @@ def register_case(case: Case) -> None:
     _registered.append(case)
 
 
+CASE_MODULE_PREFIX = "_bench_cases_"
+
+
 def _discover() -> list[Case]:
-    """The cases of every other ``cdropout._bench_*`` module that defines ``CASES``."""
+    """The ``CASES`` of every ``cdropout._bench_cases_*`` module."""
     global _discovered
     if _discovered is None:
         found: list[Case] = []
         package = importlib.import_module(__package__ or "cdropout")
         names = sorted(m.name for m in pkgutil.iter_modules(package.__path__)
-                       if m.name.startswith("_bench_") and m.name != __name__.rpartition(".")[2])
+                       if m.name.startswith(CASE_MODULE_PREFIX))
         for name in names:
             module = importlib.import_module(f"{package.__name__}.{name}")
-            found.extend(getattr(module, "CASES", ()))
+            cases = getattr(module, "CASES", None)
+            if cases is None or not all(isinstance(c, Case) for c in cases):
+                raise TypeError(f"{module.__name__} must define CASES, a sequence of Case")
+            found.extend(cases)
         _discovered = found
     return _discovered
 
 
 def all_cases() -> list[Case]:
-    """Built-in cases, then those of other ``_bench_*`` modules, then registered ones."""
+    """Built-in cases, then those of ``_bench_cases_*`` modules, then registered ones."""
     cases = [*CASES, *_discover(), *_registered]
     keys = [c.key for c in cases]
     duplicates = sorted({k for k in keys if keys.count(k) > 1})

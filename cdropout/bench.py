@@ -26,7 +26,7 @@ round lasts at least ``--min-time`` (1 ms), rounds go on for ``--max-time`` (0.2
 the rounds; see :func:`time_call`. ``--check-targets`` adds the ratios that the project's speed
 goals name, each marked PASS or MISS, for the sizes the run includes.
 
-More cases: put them in a new module ``cdropout/_bench_<name>.py`` that defines ``CASES`` (a
+More cases: put them in a new module ``cdropout/_bench_cases_<name>.py`` that defines ``CASES`` (a
 sequence of :class:`Case`); the command picks up every such module. The module docstring of
 ``cdropout._bench_cases`` shows one; ``--list-cases`` shows what a run can include.
 

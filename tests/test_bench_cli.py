@@ -237,3 +237,27 @@ def test_numpy_fast_baseline_is_a_dropout(p: float) -> None:
         sigma = np.sqrt(n * p * (1 - p))
         assert abs(kept.sum() - n * (1 - p)) < 6 * sigma        # keep rate is 1 - p
     assert not np.array_equal(y1 != 0, y2 != 0)                 # fresh draws on every call
+
+
+def test_case_module_is_discovered(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                   capsys: pytest.CaptureFixture[str]) -> None:
+    """A new ``cdropout/_bench_cases_<name>.py`` with ``CASES`` joins the run with no other edit."""
+    import sys
+
+    from cdropout import _bench_cases
+    (tmp_path / "_bench_cases_zz_test.py").write_text(
+        "from cdropout._bench_cases import Case\n"
+        "CASES = (Case('zz_copy', 'zz: np.copyto', lambda w, t: lambda: w.x.__setitem__(..., w.g),\n"
+        "              threaded=False, default=False),)\n")
+    (tmp_path / "_bench_other.py").write_text("raise RuntimeError('not a case module: never imported')\n")
+    monkeypatch.setattr(cdropout, "__path__", [*cdropout.__path__, str(tmp_path)])
+    monkeypatch.setattr(_bench_cases, "_discovered", None)
+    monkeypatch.delitem(sys.modules, "cdropout._bench_cases_zz_test", raising=False)
+    try:
+        assert "zz_copy" in [c.key for c in bench.all_cases()]
+        assert "zz_copy" not in [c.key for c in bench.select_cases(None, has_torch=True)]  # default=False
+        assert bench.main([*TINY, "--cases", "zz_copy"]) == 0
+        assert "zz: np.copyto" in capsys.readouterr().out
+    finally:
+        sys.modules.pop("cdropout._bench_cases_zz_test", None)
+        _bench_cases._discovered = None
