@@ -205,7 +205,8 @@ ext = Extension(
 # a small array's call is mostly that layer, and compiled it costs a third less. Annotations are
 # not used as C types, so the compiled modules behave exactly as the .py files do.
 python_modules = [
-    Extension(f"cdropout.{name}", [f"cdropout/{name}.py"]) for name in ("_api", "_seeding")
+    Extension(f"cdropout.{name}", [f"cdropout/{name}.py"])
+    for name in ("_api", "_apply", "_checks", "_record", "_seeding")
 ]
 
 setup(ext_modules=[ext, *python_modules], cmdclass={"build_ext": BuildExt})

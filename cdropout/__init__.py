@@ -14,7 +14,7 @@ except ImportError as _exc:  # pragma: no cover - exercised by tests/test_import
     raise ImportError(not_built_message(__path__[0], _exc)) from _exc
 from ._api import dropout, dropout_backward, philox4x32
 from ._config import simd_info
-from ._masks import BitMask, MaskKey
+from ._record import FORMAT_VERSION, BitMask, MaskKey
 from ._seeding import Generator, default_generator, seed
 from .layers import Dropout
 from .variants import (
@@ -32,6 +32,7 @@ from .variants import (
 )
 
 __all__ = [
+    "FORMAT_VERSION",
     "BitMask",
     "Generator",
     "MaskKey",

@@ -1,115 +1,189 @@
-"""dropout, dropout_backward and philox4x32: argument checks (once, here) and calls into _core."""
+"""dropout, dropout_backward and philox4x32: user input checked once, then the one apply path."""
 from __future__ import annotations
 
 import math
 import numbers
-import os
-from typing import Any, Optional, Sequence, Tuple, Union
+from typing import Any, Optional, Sequence, Tuple, Union, overload
+
+try:
+    from typing import Literal
+except ImportError:  # Python < 3.8 has no Literal; the package needs 3.9, so this is for mypy only
+    from typing_extensions import Literal  # type: ignore[assignment]
 
 import numpy as np
 
-from . import _config, _core
-from ._masks import BitMask, MaskKey, generate_bits, packed_size, threshold, unpack
-from ._seeding import U64, SeedLike, check_u64, resolve, validate
+from . import _core
+from ._apply import apply, block_mask_shape, constants, forward_bits, target
+from ._checks import (MASK_FORMS, Shape, as_array, check_form, check_index, check_out, check_p, check_span,
+                      check_threads, check_u64, noise_shape)
+from ._record import FORMAT_VERSION, BitMask, Index, MaskKey, packed_size, unpack
+from ._seeding import SeedLike, _front, resolve, validate
 
-_MASK_FORMS = (None, "bool", "bits", "key")
-_MAX_THREADS = max(64, 4 * (os.cpu_count() or 1))
+__all__ = ["FORMAT_VERSION", "Mask", "dropout", "dropout_backward", "philox4x32"]
 
 Mask = Union[np.ndarray, BitMask, MaskKey]
+Record = Union[MaskKey, BitMask]
+IndexLike = Optional[Tuple[Sequence[int], Sequence[int]]]
 
 
-def _as_float_array(x: Any, name: str) -> np.ndarray:
-    """x as an aligned, native float16/32/64 ndarray; a TypeError naming `name` otherwise."""
-    return _core.operand(x, name)[0]
+# -- shared by every front end (dropout, the variants, the layer) -----------------------------
+
+def check_call(x: Any, p: Any, offset: Any, out: Any, return_mask: Any, num_threads: Any, ns: Any,
+               index: Any, forms: Tuple[Optional[str], ...] = MASK_FORMS
+               ) -> Tuple[np.ndarray, int, float, Optional[str], int, Optional[np.ndarray], Shape,
+                          Optional[Index], int]:
+    """Every argument of a call checked, before anything is drawn or written.
+
+    Returns (x, dtype code, p, form, nthreads, out, mask shape, index, offset). With `index`, the
+    noise shape (and so the mask shape) is that of the whole array.
+    """
+    if type(x) is np.ndarray:
+        x, code = _core.operand(x, "x")
+    else:
+        x, code = as_array(x, "x")
+    p = check_p(p)
+    form = check_form(return_mask, forms)
+    nthreads = check_threads(num_threads)
+    if out is not None:
+        out = check_out(out, x)
+    if index is not None:
+        index = check_index(index, x.shape)
+        mshape = noise_shape(ns, index[0])
+    elif ns is not None:
+        mshape = noise_shape(ns, x.shape)
+    else:
+        mshape = x.shape
+    offset = check_span(offset, math.prod(mshape))
+    return x, code, p, form, nthreads, out, mshape, index, offset
 
 
-def _check_p(p: Any) -> float:
-    if type(p) is float and 0.0 <= p <= 1.0:  # the common case, fast
-        return p
-    if isinstance(p, (bool, np.bool_)) or not isinstance(p, numbers.Real):
-        raise TypeError(f"p must be a real number, not {type(p).__name__}")
-    p = float(p)
-    if not 0.0 <= p <= 1.0:  # also rejects NaN
-        raise ValueError(f"p must be in [0, 1], got {p}")
-    return p
+def eval_result(x: np.ndarray, out: Optional[np.ndarray], form: Optional[str], offset: int, mshape: Shape,
+                index: Optional[Index], kind: str, factor: Optional[float] = None) -> Any:
+    """training=False: x itself (or written into out), or ``x * factor``; no stream is drawn.
+
+    A returned mask is the keep-all mask (p = 0) of the call's shape and kind.
+    """
+    if form is not None and factor is not None:
+        raise ValueError("return_mask needs training=True when scale=False (the inference map "
+                         "x * (1-p) is not a mask)")
+    if factor is not None:
+        with np.errstate(all="ignore"):
+            y = np.multiply(x, x.dtype.type(factor), out=out)
+    elif out is None or out is x:
+        y = x
+    else:
+        np.copyto(out, x)
+        y = out
+    if form is None:
+        return y
+    if form == "key":
+        return y, MaskKey._make(0, 0, offset, 0.0, mshape, True, kind, index)
+    shape = mshape if index is None else block_mask_shape(x.shape, mshape)
+    if form == "bool":
+        return y, np.ones(shape, np.bool_)
+    n = math.prod(shape)
+    bits = np.full(packed_size(n), 0xFF, np.uint8)
+    if n % 8:
+        bits[-1] = (1 << (n % 8)) - 1  # padding bits 0, as np.packbits gives
+    return y, BitMask._make(bits, shape, 0.0, True, kind, offset)
 
 
-def _check_threads(num_threads: Any) -> int:
-    if num_threads is None:
-        return 0
-    if isinstance(num_threads, (bool, np.bool_)) or not isinstance(num_threads, numbers.Integral):
-        raise TypeError(f"num_threads must be a positive int or None, not {type(num_threads).__name__}")
-    if num_threads < 1:
-        raise ValueError(f"num_threads must be >= 1, got {num_threads}")
-    # Results do not depend on the thread count, so a count far above the cores is clamped
-    # rather than handed to OpenMP (libgomp exits the process when it cannot create a thread).
-    return min(int(num_threads), _MAX_THREADS)
+def mask_result(form: str, seed: int, stream: int, offset: int, p: float, mshape: Shape, scale: bool,
+                kind: str, index: Optional[Index], bits: Optional[np.ndarray], shape: Shape) -> Mask:
+    """The mask a forward returns in `form` (bits: the packed mask of the array or block)."""
+    if form == "key":
+        return MaskKey._make(seed, stream, offset, p, mshape, scale, kind, index)
+    assert bits is not None
+    bshape = mshape if index is None else block_mask_shape(shape, mshape)
+    if form == "bits":
+        return BitMask._make(bits, bshape, p, scale, kind, offset)
+    return unpack(bits, bshape)
 
 
-_check_out = _core.check_out
+def as_record(mask: Any, p: Any, scale: Any, kind: str) -> Record:
+    """The record of a backward's `mask` argument: a MaskKey or BitMask of `kind`, or a bool array
+    (then `p` is required and `scale` defaults to True)."""
+    if isinstance(mask, (MaskKey, BitMask)):
+        mask.check_kind(kind)
+        if p is not None and check_p(p) != mask.p:
+            raise ValueError(f"p={p} disagrees with the mask's p={mask.p}")
+        if scale is not None and bool(scale) != mask.scale:
+            raise ValueError(f"scale={scale} disagrees with the mask's scale={mask.scale}")
+        return mask
+    arr = mask
+    if not isinstance(mask, np.ndarray) and mask is not None and not isinstance(mask, (str, bytes)):
+        try:
+            arr = np.asarray(mask)  # a list of bools is accepted like the array it makes
+        except (TypeError, ValueError):
+            pass
+    if not isinstance(arr, np.ndarray) or arr.dtype != np.bool_:
+        what = f"a {arr.dtype} array" if isinstance(arr, np.ndarray) else type(mask).__name__
+        raise TypeError(f"mask must be a MaskKey, a BitMask or a bool numpy.ndarray (a forward's "
+                        f"return_mask), not {what}")
+    mask = arr
+    if p is None:
+        raise ValueError("p is required with a bool mask")
+    p = check_p(p)
+    if scale is not None and not isinstance(scale, (bool, np.bool_)):
+        raise TypeError(f"scale must be a bool, not {type(scale).__name__}")
+    bits = np.packbits(mask, axis=None, bitorder="little")
+    return BitMask._make(bits, mask.shape, p, True if scale is None else bool(scale), kind, 0)
 
 
-def _mask_shape(noise_shape: Any, shape: Tuple[int, ...], name: str = "noise_shape") -> Tuple[int, ...]:
-    """The shape the mask is drawn over: `shape` itself, or a TF-style noise shape."""
-    if noise_shape is None:
-        return shape
-    try:
-        ns = tuple(int(d) for d in noise_shape)
-    except TypeError:
-        raise TypeError(f"{name} must be a sequence of ints") from None
-    if len(ns) != len(shape) or any(n != 1 and n != s for n, s in zip(ns, shape)):
-        raise ValueError(f"{name} {ns} does not broadcast to {shape}: each entry must be 1 or the size")
-    return ns
+def record_shape(rec: Record, shape: Shape, index: Any) -> Tuple[Shape, Optional[Index]]:
+    """(mask shape, index) of applying `rec` to an array of `shape`: checked to fit."""
+    own = rec.index if type(rec) is MaskKey else None
+    if index is None:
+        index = own
+    else:
+        index = check_index(index, shape)
+        if own is not None and index != own:
+            raise ValueError(f"index={index} disagrees with the mask's index={own}")
+    if index is not None:
+        index = check_index(index, shape)
+    full = shape if index is None else index[0]
+    if len(rec.shape) != len(full):  # a forward's mask has one entry per dimension
+        raise ValueError(f"mask shape {rec.shape} does not fit grad of shape {full}: it needs one entry "
+                         f"per dimension, each 1 or the size")
+    return noise_shape(rec.shape, full, "mask shape"), index
 
 
-def _scale(p: float, dtype: np.dtype, scale: bool) -> float:
-    """s = 1/(1-p) rounded to the dtype (an exact double), or 1 without rescaling."""
-    if not scale or p >= 1.0:
-        return 1.0
-    s = 1.0 / (1.0 - p)
-    if dtype == np.float64:
-        return s
-    if dtype == np.float16 and s >= 65520.0:  # rounds to inf in float16
-        return math.inf
-    return float(dtype.type(s))
+def apply_record(x: np.ndarray, out: Optional[np.ndarray], rec: Record, s: float, nthreads: int,
+                 index: Any = None) -> np.ndarray:
+    """``y = keep ? x * s : +0`` with rec's mask: the apply path of every backward (checked here)."""
+    mshape, index = record_shape(rec, x.shape, index)
+    x, y = (x, x) if out is x else target(x, out)
+    apply(x, y, rec, s, mshape, index, nthreads)
+    return y
 
 
-_DTYPES = (np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64))
+# -- dropout ---------------------------------------------------------------------------------
 
-
-_CONSTANTS: dict = {}
-
-
-def _constants(p: float, code: int, scale: bool) -> Tuple[float, int]:
-    """(s, T) of a call: the scale in the dtype of `code` and the keep threshold (memoised)."""
-    key = (p, code, scale)
-    c = _CONSTANTS.get(key)
-    if c is None:
-        if len(_CONSTANTS) >= 1024:  # bounded: a schedule of many p values must not grow it
-            _CONSTANTS.clear()
-        c = _CONSTANTS[key] = (_scale(p, _DTYPES[code], scale), threshold(p))
-    return c
-
-
-def _writable_target(x: np.ndarray, out: Optional[np.ndarray]) -> Tuple[np.ndarray, np.ndarray]:
-    """(source, destination) for an elementwise pass that is safe whatever out overlaps."""
-    if out is None:
-        return x, np.empty(x.shape, x.dtype)
-    if out is not x and np.may_share_memory(x, out):
-        xi, oi = x.__array_interface__, out.__array_interface__
-        if xi["data"][0] != oi["data"][0] or x.strides != out.strides:
-            x = x.copy()  # partial overlap: read from a copy
-    return x, out
-
-
-def _select(x: np.ndarray, keep: np.ndarray, s: float, y: np.ndarray) -> None:
-    """y = keep ? x * s : +0 with keep broadcast to x (the path for noise-shaped and bool masks)."""
-    with np.errstate(all="ignore"):  # like the core path: overflow to inf is the result, not an error
-        prod = np.multiply(x, x.dtype.type(s))
-    y[...] = 0
-    np.copyto(y, prod, where=keep)
-
-
+@overload
+def dropout(x: Any, p: float = ..., *, seed: SeedLike = ..., stream: Optional[int] = ..., offset: int = ...,
+            training: bool = ..., out: Optional[np.ndarray] = ..., return_mask: None = ...,
+            num_threads: Optional[int] = ..., noise_shape: Optional[Sequence[Optional[int]]] = ...,
+            scale: bool = ..., index: IndexLike = ...) -> np.ndarray: ...
+@overload
+def dropout(x: Any, p: float = ..., *, seed: SeedLike = ..., stream: Optional[int] = ..., offset: int = ...,
+            training: bool = ..., out: Optional[np.ndarray] = ..., return_mask: Literal["bool"],
+            num_threads: Optional[int] = ..., noise_shape: Optional[Sequence[Optional[int]]] = ...,
+            scale: bool = ..., index: IndexLike = ...) -> Tuple[np.ndarray, np.ndarray]: ...
+@overload
+def dropout(x: Any, p: float = ..., *, seed: SeedLike = ..., stream: Optional[int] = ..., offset: int = ...,
+            training: bool = ..., out: Optional[np.ndarray] = ..., return_mask: Literal["bits"],
+            num_threads: Optional[int] = ..., noise_shape: Optional[Sequence[Optional[int]]] = ...,
+            scale: bool = ..., index: IndexLike = ...) -> Tuple[np.ndarray, BitMask]: ...
+@overload
+def dropout(x: Any, p: float = ..., *, seed: SeedLike = ..., stream: Optional[int] = ..., offset: int = ...,
+            training: bool = ..., out: Optional[np.ndarray] = ..., return_mask: Literal["key"],
+            num_threads: Optional[int] = ..., noise_shape: Optional[Sequence[Optional[int]]] = ...,
+            scale: bool = ..., index: IndexLike = ...) -> Tuple[np.ndarray, MaskKey]: ...
+@overload
+def dropout(x: Any, p: float = ..., *, seed: SeedLike = ..., stream: Optional[int] = ..., offset: int = ...,
+            training: bool = ..., out: Optional[np.ndarray] = ..., return_mask: Optional[str] = ...,
+            num_threads: Optional[int] = ..., noise_shape: Optional[Sequence[Optional[int]]] = ...,
+            scale: bool = ..., index: IndexLike = ...) -> Union[np.ndarray, Tuple[np.ndarray, Mask]]: ...
 def dropout(
     x: Any,
     p: float = 0.5,
@@ -121,27 +195,32 @@ def dropout(
     out: Optional[np.ndarray] = None,
     return_mask: Optional[str] = None,
     num_threads: Optional[int] = None,
-    noise_shape: Optional[Sequence[int]] = None,
+    noise_shape: Optional[Sequence[Optional[int]]] = None,
     scale: bool = True,
+    index: IndexLike = None,
 ) -> Union[np.ndarray, Tuple[np.ndarray, Mask]]:
     """Inverted dropout: zero each element with probability `p`, scale the rest by 1/(1-p).
 
     Parameters
     ----------
     x : array_like
-        float16, float32 or float64, any shape and strides. Other dtypes raise TypeError.
+        float16, float32 or float64, any shape and strides. Other dtypes, byte-swapped and
+        masked arrays raise TypeError.
     p : float
-        Drop probability in [0, 1] (PyTorch's convention).
-    seed : int, numpy.random.SeedSequence, cdropout.Generator or None
-        An int in [0, 2**64) or a SeedSequence fixes the mask (with `stream`, default 0); a
-        Generator, or None for the module's default one, gives the call its next stream.
+        Drop probability in [0, 1] (PyTorch's convention); any real scalar.
+    seed : int, numpy.random.SeedSequence, numpy.random.Generator, cdropout.Generator or None
+        An int in [0, 2**64), a SeedSequence (64 bits of ``generate_state``) or a NumPy
+        Generator (one draw of ``integers(2**64, dtype=np.uint64)``) is the seed, with `stream`
+        (default 0). A cdropout Generator, or None for the module's default one, gives the call
+        its next stream.
     stream : int, optional
-        Stream number in [0, 2**64); only with an int or SeedSequence seed.
+        Stream number in [0, 2**64); only with an explicit seed.
     offset : int
-        Global index of the first element: ``dropout(x[a:], offset=a)`` equals
+        Global index of the first mask element: ``dropout(x[a:], offset=a)`` equals
         ``dropout(x)[a:]``, so a big array can be processed in pieces.
     training : bool
-        False returns x unchanged (scaled by 1-p when ``scale=False``), drawing no stream.
+        False returns `x` itself (or writes it into `out`) and draws no stream; with
+        ``scale=False`` it returns ``x * (1-p)``.
     out : numpy.ndarray, optional
         Where to write the result; ``out=x`` is in-place dropout with no temporary.
     return_mask : {None, 'bool', 'bits', 'key'}
@@ -149,11 +228,18 @@ def dropout(
         :class:`MaskKey` (no bytes; the backward regenerates the mask).
     num_threads : int, optional
         OpenMP threads for this call (default: OMP_NUM_THREADS / threadpoolctl limits).
-    noise_shape : sequence of int, optional
-        Draw the mask over this shape (each entry 1 or x's size) and broadcast it.
+    noise_shape : sequence of int or None, optional
+        Draw the mask over this shape and broadcast it (TensorFlow's rule: it broadcasts to x's
+        shape, each entry 1 or the size; a None entry takes the size).
     scale : bool
         False: classic dropout, kept elements are not rescaled at training and the output is
         multiplied by 1-p at inference.
+    index : (global_shape, block_origin), optional
+        x is the block of a larger array of `global_shape` starting at `block_origin`: each
+        element gets the mask of its index in the whole array, so
+        ``dropout(whole, ...)[block] == dropout(whole[block], ..., index=(whole.shape, origin))``
+        for any tiling. `noise_shape` is then the whole array's, and a returned key covers the
+        whole array (its backward is given the same block); bits and bool masks are the block's.
 
     Returns
     -------
@@ -164,81 +250,48 @@ def dropout(
 
     Notes
     -----
-    The mask of element ``i`` depends only on (seed, stream, offset + i, p): the result is the
-    same for every thread count, kernel path and machine (docs/stream-format.md). Dropped
-    elements are +0.0 even where x is NaN or Inf.
+    Element ``idx`` of x gets the mask element at C-order index ``offset + i`` of the mask shape
+    (x's shape, the noise shape, or the whole array's with `index`); its keep decision depends
+    only on (seed, stream, that index, p) through Philox4x32-10 (docs/stream-format.md). Dropped
+    elements are +0.0 even where x is NaN or Inf; overflow of ``x * s`` gives inf, never an
+    error, whatever ``np.errstate`` says.
+
+    **Compatibility guarantee.** The masks of stream format version ``cdropout.FORMAT_VERSION``
+    (1) are frozen: for a given (seed, stream, offset, p, shape), :func:`dropout` and every
+    function built on it return bitwise the same mask and result on every machine, operating
+    system, SIMD path and thread count, in this and every later release, as numpy.random does
+    for its bit generators' streams. A change of the stream would be a new format version, never
+    a silent change of version 1; a record (:class:`MaskKey`, :class:`BitMask`) carries the
+    version it was made with. Only fixes of outright bugs, announced in the release notes, are
+    exempt. Dtype results follow from the mask: kept elements are ``x * s`` in the dtype's
+    arithmetic with ``s = 1/(1-p)`` rounded to the dtype (float16 computes in float32 and rounds
+    once).
 
     Examples
     --------
     >>> import numpy as np, cdropout
-    >>> x = np.ones(8, dtype=np.float32)
-    >>> y = cdropout.dropout(x, 0.5, seed=42)
-    >>> sorted(set(y.tolist())) == [0.0, 2.0] or set(y.tolist()) <= {0.0, 2.0}
-    True
-    >>> np.array_equal(y, cdropout.dropout(x, 0.5, seed=42))
-    True
+    >>> x = np.arange(1, 9, dtype=np.float32)
+    >>> cdropout.dropout(x, 0.5, seed=42)
+    array([ 2.,  0.,  6.,  8., 10.,  0.,  0.,  0.], dtype=float32)
     >>> y, key = cdropout.dropout(x, 0.5, seed=42, out=x, return_mask="key")  # in place
     >>> y is x
     True
+    >>> cdropout.dropout(x, 0.5, training=False) is x                          # inference: x itself
+    True
     """
-    x, code = _core.operand(x, "x")
-    p = _check_p(p)
-    if return_mask not in _MASK_FORMS:
-        raise ValueError(f"return_mask must be one of {_MASK_FORMS}, got {return_mask!r}")
-    nthreads = _check_threads(num_threads)
-    out = _check_out(out, x)
-    if noise_shape is None:
-        mshape, n = x.shape, x.size
-    else:
-        mshape = _mask_shape(noise_shape, x.shape)
-        n = math.prod(mshape)
-    offset = check_u64(offset, "offset")
-    if offset + n > U64:
-        raise ValueError(f"offset + mask size must be at most 2**64, got {offset} + {n}")
+    x, code, p, form, nthreads, out, mshape, index_, offset = check_call(
+        x, p, offset, out, return_mask, num_threads, noise_shape, index)
     if not training:
         validate(seed, stream)  # the same errors as in training, but no stream is drawn
-        return _eval(x, p, out, return_mask, offset, mshape, scale)
+        return eval_result(x, out, form, offset, mshape, index_, "bernoulli", None if scale else 1.0 - p)
     seed_, stream_ = resolve(seed, stream)
-    x, y = (x, x) if out is x else _writable_target(x, out)
-    s, T = _constants(p, code, scale)
-    bits = None
-    if mshape == x.shape:
-        if return_mask in ("bool", "bits"):
-            bits = np.zeros(packed_size(n), np.uint8)
-        _core.run(code, x, y, s, (seed_, stream_, T), offset, None, bits, nthreads,
-                  _config.min_per_thread, _config.isa)
-    else:
-        bits = generate_bits(seed_, stream_, offset, p, mshape, nthreads)
-        _select(x, unpack(bits, mshape), s, y)
-    if return_mask is None:
+    x, y = (x, x) if out is x else target(x, out)
+    s, T = constants(p, code, scale)
+    bits = forward_bits(x, y, s, seed_, stream_, T, offset, mshape, index_, form is not None and form != "key",
+                        nthreads)
+    if form is None:
         return y
-    if return_mask == "key":
-        return y, MaskKey(seed_, stream_, offset, p, mshape, bool(scale))
-    if return_mask == "bits":
-        return y, BitMask(bits, mshape, p, bool(scale))
-    return y, unpack(bits, mshape)
-
-
-def _eval(x: np.ndarray, p: float, out: Optional[np.ndarray], return_mask: Optional[str], offset: int,
-          mshape: Tuple[int, ...], scale: bool) -> Any:
-    """training=False: the identity (or x * (1-p) for classic dropout); no stream is drawn."""
-    if scale:
-        y = np.copy(x) if out is None else out
-        if out is not None and out is not x:
-            np.copyto(out, x)
-    else:
-        with np.errstate(all="ignore"):
-            y = np.multiply(x, x.dtype.type(1.0 - p), out=out)
-    if return_mask is None:
-        return y
-    if not scale:
-        raise ValueError("return_mask needs training=True when scale=False")
-    if return_mask == "key":
-        return y, MaskKey(0, 0, offset, 0.0, mshape, True)
-    bits = generate_bits(0, 0, offset, 0.0, mshape)
-    if return_mask == "bits":
-        return y, BitMask(bits, mshape, 0.0, True)
-    return y, unpack(bits, mshape)
+    return y, mask_result(form, seed_, stream_, offset, p, mshape, bool(scale), "bernoulli", index_, bits, x.shape)
 
 
 def dropout_backward(
@@ -246,8 +299,10 @@ def dropout_backward(
     mask: Mask,
     *,
     p: Optional[float] = None,
+    scale: Optional[bool] = None,
     out: Optional[np.ndarray] = None,
     num_threads: Optional[int] = None,
+    index: IndexLike = None,
 ) -> np.ndarray:
     """Gradient of :func:`dropout`: ``grad * keep * s`` with the forward's mask and scale.
 
@@ -255,59 +310,52 @@ def dropout_backward(
     ----------
     grad : array_like
         float16, float32 or float64 gradient of the forward's output.
-    mask : numpy.ndarray of bool, BitMask or MaskKey
-        The forward's mask in any form. A MaskKey regenerates the mask (the result equals the
-        forward applied to grad with the same key). A noise-shaped mask is broadcast.
+    mask : MaskKey, BitMask or numpy.ndarray of bool
+        The forward's mask in any form (of kind 'bernoulli': masks of alpha or Gaussian dropout
+        raise ValueError). A noise-shaped mask is broadcast.
     p : float, optional
-        The drop probability; required for (and only used with) a bool mask.
+        The drop probability: required with a bool mask, must agree with a record's p.
+    scale : bool, optional
+        Whether the forward rescaled (default True); for a bool mask, must agree with a record's.
     out : numpy.ndarray, optional
         Where to write the result; ``out=grad`` works in place.
     num_threads : int, optional
         OpenMP threads for this call.
+    index : (global_shape, block_origin), optional
+        grad is a block of the whole array the mask covers (see :func:`dropout`); a key made
+        with `index` carries it.
 
     Returns
     -------
     numpy.ndarray
         The input gradient, of grad's shape and dtype.
 
+    Notes
+    -----
+    With a MaskKey ``k`` the result is bitwise ``dropout(grad, k.p, seed=k.seed, stream=k.stream,
+    offset=k.offset, noise_shape=k.shape, scale=k.scale, index=k.index)``: the same mask
+    and the same scale (1 when ``k.scale`` is False).
+
     Examples
     --------
     >>> import numpy as np, cdropout
-    >>> x = np.random.default_rng(0).standard_normal(1000).astype(np.float32)
-    >>> y, key = cdropout.dropout(x, 0.3, seed=5, return_mask="key")
-    >>> g = cdropout.dropout_backward(np.ones_like(x), key)
-    >>> np.array_equal(g, cdropout.dropout(np.ones_like(x), 0.3, seed=5))
-    True
+    >>> x = np.arange(1, 9, dtype=np.float32)
+    >>> y, key = cdropout.dropout(x, 0.5, seed=42, return_mask="key")
+    >>> cdropout.dropout_backward(np.ones_like(x), key)
+    array([2., 0., 2., 2., 2., 0., 0., 0.], dtype=float32)
     """
-    grad, code = _core.operand(grad, "grad")
-    nthreads = _check_threads(num_threads)
-    out = _check_out(out, grad)
-    if isinstance(mask, (MaskKey, BitMask)):
-        if p is not None and float(p) != mask.p:
-            raise ValueError(f"p={p} disagrees with the mask's p={mask.p}")
-        p_, scale, mshape = mask.p, mask.scale, _mask_shape(mask.shape, grad.shape, "mask shape")
+    if type(grad) is np.ndarray:
+        grad, code = _core.operand(grad, "grad")
     else:
-        if p is None:
-            raise ValueError("p is required with a bool mask")
-        mask = np.asarray(mask)
-        if mask.dtype != np.bool_:
-            raise TypeError(f"mask must be a bool array, a BitMask or a MaskKey, not {mask.dtype}")
-        p_, scale, mshape = _check_p(p), True, _mask_shape(mask.shape, grad.shape, "mask shape")
-    grad, y = _writable_target(grad, out)
-    s, T = _constants(p_, code, scale)
-    if mshape != grad.shape:
-        keep = mask.to_bool() if isinstance(mask, (MaskKey, BitMask)) else mask
-        _select(grad, keep, s, y)
-    elif isinstance(mask, MaskKey):
-        _core.run(code, grad, y, s, (mask.seed, mask.stream, T), mask.offset, None, None,
-                  nthreads, _config.min_per_thread, _config.isa)
-    else:
-        bits = mask.data if isinstance(mask, BitMask) else np.packbits(mask, axis=None, bitorder="little")
-        if bits.dtype != np.uint8 or bits.ndim != 1 or bits.size != packed_size(grad.size):
-            raise ValueError(f"mask data must be {packed_size(grad.size)} uint8 bytes for shape {grad.shape}")
-        _core.run(code, grad, y, s, None, 0, np.ascontiguousarray(bits), None, nthreads,
-                  _config.min_per_thread, _config.isa)
-    return y
+        grad, code = as_array(grad, "grad")
+    rec = as_record(mask, p, scale, "bernoulli")
+    nthreads = check_threads(num_threads)
+    out = check_out(out, grad)
+    return apply_record(grad, out, rec, constants(rec.p, code, rec.scale)[0], nthreads, index)
+
+
+_front["dropout"] = dropout
+_front["dropout_backward"] = dropout_backward
 
 
 def philox4x32(counter: Any, key: Sequence[int], rounds: int = 10) -> np.ndarray:
@@ -349,15 +397,15 @@ def philox4x32(counter: Any, key: Sequence[int], rounds: int = 10) -> np.ndarray
     if isinstance(rounds, bool) or not isinstance(rounds, numbers.Integral) or not 0 <= rounds <= 16:
         raise ValueError(f"rounds must be an int in [0, 16], got {rounds!r}")
     c = np.ascontiguousarray(c, dtype=np.uint32)
-    out = np.empty_like(c)
-    _core.philox(c, out, k0, k1, int(rounds))
-    return out
+    result = np.empty_like(c)
+    _core.philox(c, result, k0, k1, int(rounds))
+    return result
 
 
-def scale_inplace(x: np.ndarray, s: float, *, num_threads: Optional[int] = None) -> None:
-    """x *= s in place with the extension's threads and kernel path: the benchmark's floor."""
-    x = _check_out(x, x, "x")
-    if x is None or not x.flags.c_contiguous:
-        raise TypeError("x must be a C-contiguous float16/32/64 ndarray")
-    _core.scale_inplace(_core.operand(x, "x")[1], x, float(s), _check_threads(num_threads),
-                        _config.min_per_thread, _config.isa)
+# Names older modules import (cdropout.torch): kept so they keep working.
+_check_p = check_p
+_check_threads = check_threads
+
+
+def _mask_shape(ns: Any, shape: Shape, name: str = "noise_shape") -> Shape:
+    return noise_shape(ns, shape, name)

@@ -33,8 +33,7 @@ from typing import Callable, ContextManager, Iterator, Optional, Sequence
 
 import numpy as np
 
-from . import Generator, dropout, dropout_backward
-from ._api import scale_inplace
+from . import Generator, _config, _core, dropout, dropout_backward
 
 KI = 1 << 10
 MI = 1 << 20
@@ -155,6 +154,12 @@ class Case:
     def entered(self) -> ContextManager[object]:
         """The case's ``scope``, or a context that does nothing."""
         return self.scope() if self.scope is not None else contextlib.nullcontext()
+
+
+def scale_inplace(x: np.ndarray, s: float, *, num_threads: int = 0) -> None:
+    """x *= s in place (C-contiguous float array) with the extension's threads and kernel path:
+    the benchmark's memory floor. Private to the benchmark (cdropout does not export it)."""
+    _core.bench_scale(x, s, num_threads, _config.min_per_thread, _config.isa)
 
 
 def _floor(w: Workload, t: int) -> TimedCall:

@@ -1,27 +1,16 @@
 """Seeds and streams: the Generator, the module's default generator, seed resolution."""
 from __future__ import annotations
 
-import numbers
 import os
 import threading
 import weakref
-from typing import Any, Optional, Union
+from typing import Any, Callable, Dict, Optional, Union
 
 import numpy as np
 
-U64 = 1 << 64
+from ._checks import U64, check_u64
 
-
-def check_u64(value: Any, name: str) -> int:
-    """`value` as a Python int in [0, 2**64), or a TypeError/ValueError naming `name`."""
-    if type(value) is int and 0 <= value < U64:  # the common case, fast
-        return value
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an integer, not {type(value).__name__}")
-    value = int(value)
-    if not 0 <= value < U64:
-        raise ValueError(f"{name} must be in [0, 2**64), got {value}")
-    return value
+__all__ = ["Generator", "default_generator", "seed", "resolve", "validate", "U64", "check_u64"]
 
 
 def seed_from_seedsequence(ss: np.random.SeedSequence) -> int:
@@ -30,15 +19,33 @@ def seed_from_seedsequence(ss: np.random.SeedSequence) -> int:
     return int(w[0]) | (int(w[1]) << 32)
 
 
-SeedLike = Union[int, np.integer, np.random.SeedSequence, "Generator", None]
+SeedLike = Union[int, np.integer, np.random.SeedSequence, np.random.Generator, "Generator", None]
+_SEED_TYPES = ("an int in [0, 2**64), a numpy.random.SeedSequence, a numpy.random.Generator, "
+               "a cdropout.Generator or None")
 
 
-def _seed_value(seed: Any) -> int:
-    if seed is None:
-        return seed_from_seedsequence(np.random.SeedSequence())
+def seed_from_numpy_generator(rng: np.random.Generator) -> int:
+    """The 64-bit seed drawn from a numpy.random.Generator: ``rng.integers(2**64, dtype=uint64)``."""
+    return int(rng.integers(0, U64, dtype=np.uint64, endpoint=False))
+
+
+def _seed_value(seed: Any, name: str = "seed") -> int:
+    """An explicit seed (int, SeedSequence or numpy Generator) as a 64-bit int."""
     if isinstance(seed, np.random.SeedSequence):
         return seed_from_seedsequence(seed)
-    return check_u64(seed, "seed")
+    if isinstance(seed, np.random.Generator):
+        return seed_from_numpy_generator(seed)
+    _check_explicit(seed, name)
+    return int(seed)
+
+
+def _check_explicit(seed: Any, name: str = "seed") -> None:
+    if isinstance(seed, (np.random.SeedSequence, np.random.Generator)):
+        return
+    try:
+        check_u64(seed, name)
+    except TypeError:
+        raise TypeError(f"{name} must be {_SEED_TYPES}, not {type(seed).__name__}") from None
 
 
 class Generator:
@@ -46,9 +53,11 @@ class Generator:
 
     Parameters
     ----------
-    seed : int, numpy.random.SeedSequence or None
+    seed : int, numpy.random.SeedSequence, numpy.random.Generator or None
         An int in [0, 2**64) is used as the seed itself; a SeedSequence gives 64 bits from
-        ``generate_state(2, np.uint32)``; None draws from OS entropy.
+        ``generate_state(2, np.uint32)``; a numpy Generator gives one draw of
+        ``integers(2**64, dtype=np.uint64)``; None spawns a child of the module's default
+        generator (so ``cdropout.seed(n)`` makes it reproducible).
 
     Notes
     -----
@@ -66,10 +75,11 @@ class Generator:
     True
     """
 
-    def __init__(self, seed: Optional[Union[int, np.integer, np.random.SeedSequence]] = None):
+    def __init__(self, seed: Optional[Union[int, np.integer, np.random.SeedSequence, np.random.Generator]] = None):
         if isinstance(seed, Generator):
-            raise TypeError("seed must be an int, a SeedSequence or None, not a Generator")
-        self._seed = _seed_value(seed)
+            raise TypeError("seed must be an int, a SeedSequence, a numpy.random.Generator or None, "
+                            "not a cdropout.Generator")
+        self._seed = _default._child_seed() if seed is None else _seed_value(seed)
         self._next_stream = 0
         self._n_children = 0
         self._lock = threading.Lock()
@@ -122,6 +132,13 @@ class Generator:
             Generator(np.random.SeedSequence(self._seed, spawn_key=(first + i,))) for i in range(n)
         ]
 
+    def _child_seed(self) -> int:
+        """The seed of the next spawned child (what ``spawn(1)[0].seed`` would be)."""
+        with self._lock:
+            key = self._n_children
+            self._n_children += 1
+        return seed_from_seedsequence(np.random.SeedSequence(self._seed, spawn_key=(key,)))
+
     def get_state(self) -> dict[str, int]:
         """The state as a dict: seed, next_stream, n_children."""
         with self._lock:
@@ -150,15 +167,18 @@ class Generator:
 
     def dropout(self, x: Any, p: float = 0.5, **kwargs: Any) -> Any:
         """:func:`cdropout.dropout` with this generator's next stream."""
-        return _api.dropout(x, p, seed=self, **kwargs)
+        return _front["dropout"](x, p, seed=self, **kwargs)
 
     def dropout_backward(self, grad: Any, mask: Any, **kwargs: Any) -> Any:
         """:func:`cdropout.dropout_backward` (the mask carries its own seed and stream)."""
-        return _api.dropout_backward(grad, mask, **kwargs)
+        return _front["dropout_backward"](grad, mask, **kwargs)
 
 
+#: The front end's functions, registered by cdropout._api when it loads: _api imports this
+#: module, so this module must not import _api (no import cycle).
+_front: Dict[str, Callable[..., Any]] = {}
 _live: "weakref.WeakSet[Generator]" = weakref.WeakSet()  # for the fork handler below
-_default = Generator()
+_default = Generator(np.random.SeedSequence())  # OS entropy, until cdropout.seed(n)
 
 
 # After fork() parent and child would draw the same streams of the default generator (the
@@ -195,8 +215,12 @@ def default_generator() -> Generator:
     return _default
 
 
-def seed(value: Optional[Union[int, np.random.SeedSequence]] = None) -> None:
+def seed(value: Optional[Union[int, np.random.SeedSequence, np.random.Generator]] = None) -> None:
     """Reseed the module's default generator (None: from OS entropy).
+
+    After ``cdropout.seed(n)`` everything unseeded in the library is reproducible: calls with
+    ``seed=None`` take the default generator's next stream, and objects made without a seed
+    (``cdropout.Generator()``, ``cdropout.Dropout()``) get a spawned child of it.
 
     Examples
     --------
@@ -206,17 +230,18 @@ def seed(value: Optional[Union[int, np.random.SeedSequence]] = None) -> None:
     >>> np.array_equal(a, b)
     True
     """
-    _default.set_state({"seed": _seed_value(value), "next_stream": 0, "n_children": 0})
+    value_ = seed_from_seedsequence(np.random.SeedSequence()) if value is None else _seed_value(value)
+    _default.set_state({"seed": value_, "next_stream": 0, "n_children": 0})
 
 
 def validate(seed: SeedLike, stream: Optional[int]) -> None:
     """Check seed and stream as :func:`resolve` does, without taking a stream."""
     if seed is None or isinstance(seed, Generator):
         if stream is not None:
-            raise ValueError("stream= needs an explicit int or SeedSequence seed, not a Generator")
+            raise ValueError("stream= needs an explicit seed (int, SeedSequence or numpy Generator), "
+                             "not a cdropout.Generator or None")
         return
-    if not isinstance(seed, np.random.SeedSequence):
-        check_u64(seed, "seed")
+    _check_explicit(seed)
     if stream is not None:
         check_u64(stream, "stream")
 
@@ -228,8 +253,4 @@ def resolve(seed: SeedLike, stream: Optional[int]) -> tuple[int, int]:
     validate(seed, stream)
     if seed is None or isinstance(seed, Generator):
         return (_default if seed is None else seed)._take()
-    value = seed_from_seedsequence(seed) if isinstance(seed, np.random.SeedSequence) else int(seed)
-    return value, 0 if stream is None else int(stream)
-
-
-from . import _api  # noqa: E402  (Generator.dropout calls it; _api imports this module first)
+    return _seed_value(seed), 0 if stream is None else int(stream)

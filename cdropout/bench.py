@@ -8,7 +8,7 @@ For every size the table gives, per case and thread count, the time of one call,
 Gelem/s (input elements per second) and the time as a multiple of the floor's at the same thread
 count. The built-in cases:
 
-* floor: ``cdropout._api.scale_inplace(x, c)``, an in-place ``x *= c`` pass written in the extension
+* floor: ``cdropout.bench.scale_inplace(x, c)``, an in-place ``x *= c`` pass written in the extension
   with the same OpenMP threads and SIMD path: one read and one write of ``x``, nothing less can do
   a dropout.
 * ``np.multiply(x, c, out=x)``: the same pass in NumPy (one thread); the yardstick of a 1 Ki call.
@@ -37,11 +37,11 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
 import sys
 from typing import Callable, Optional, Sequence
 
 from . import simd_info
+from ._checks import MAX_THREADS
 from ._bench_cases import (  # noqa: F401  (re-exported: the benchmark's public names)
     CASES,
     DTYPE,
@@ -57,6 +57,7 @@ from ._bench_cases import (  # noqa: F401  (re-exported: the benchmark's public 
     fmt_size,
     numpy_classic_dropout,
     register_case,
+    scale_inplace,
     select_cases,
     torch_version,
 )
@@ -129,9 +130,7 @@ def seconds(text: str) -> float:
 
 def max_threads() -> int:
     """The most threads a cdropout call runs on (larger num_threads are capped to this)."""
-    from . import _api
-    cap = getattr(_api, "_MAX_THREADS", None)
-    return int(cap) if cap else max(64, 4 * (os.cpu_count() or 1))
+    return MAX_THREADS
 
 
 # --------------------------------------------------------------------------------------------

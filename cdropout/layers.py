@@ -1,12 +1,14 @@
 """A dropout layer for hand-written training loops: forward, backward, train/eval, resumable."""
 from __future__ import annotations
 
-from typing import Any, Dict, Optional, Sequence, Tuple, Union, cast
+import numbers
+from typing import Any, Dict, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from ._api import Mask, _check_p, _check_threads, dropout, dropout_backward
-from ._seeding import Generator
+from ._api import Mask, dropout, dropout_backward
+from ._checks import check_p, check_threads
+from ._seeding import Generator, default_generator
 
 __all__ = ["Dropout"]
 
@@ -22,9 +24,11 @@ class Dropout:
     p : float
         Drop probability in [0, 1].
     seed : int, numpy.random.SeedSequence, cdropout.Generator or None
-        Where the masks come from. An int or SeedSequence makes a new :class:`cdropout.Generator`,
-        None one seeded from OS entropy; a Generator is used as it is (shared with whoever else
-        holds it). Each stochastic forward takes that generator's next stream.
+        Where the masks come from. An int, SeedSequence or numpy Generator makes a new
+        :class:`cdropout.Generator`; None spawns a child of the module's default generator, so
+        ``cdropout.seed(n)`` makes unseeded layers reproducible; a cdropout Generator is used as it
+        is (shared with whoever else holds it). Each stochastic forward takes that generator's
+        next stream.
     mask : {'key', 'bits', 'bool'}
         What the forward keeps for the backward: ``'key'`` a :class:`cdropout.MaskKey` (no bytes;
         the backward regenerates the mask), ``'bits'`` a :class:`cdropout.BitMask` (1 bit per
@@ -51,8 +55,8 @@ class Dropout:
 
     Notes
     -----
-    A forward in eval mode (without `mc`) is the identity (``x * (1-p)`` with ``scale=False``),
-    draws no stream and forgets the stored mask: :meth:`backward` then raises, as it does
+    A forward in eval mode (without `mc`) returns its input itself, as PyTorch does
+    (``x * (1-p)`` with ``scale=False``), draws no stream and forgets the stored mask: :meth:`backward` then raises, as it does
     before any forward. The masks depend only on the generator's seed and stream numbers, so
     :meth:`get_state`/:meth:`set_state` (or pickling the layer) resume a run with the same masks.
 
@@ -70,7 +74,7 @@ class Dropout:
     >>> layer.set_state(state)
     >>> np.array_equal(layer(x), a)       # resumed: the same mask again
     True
-    >>> np.array_equal(layer.eval()(x), x)
+    >>> layer.eval()(x) is x              # inference: the input itself
     True
     """
 
@@ -86,25 +90,37 @@ class Dropout:
         mc: bool = False,
         num_threads: Optional[int] = None,
     ) -> None:
-        self.p = _check_p(p)
+        self.p = check_p(p)
         if mask not in _FORMS:
             raise ValueError(f"mask must be one of {_FORMS}, got {mask!r}")
         self.mask = mask
-        self.generator = seed if isinstance(seed, Generator) else Generator(seed)
+        if isinstance(seed, Generator):
+            self.generator = seed
+        elif seed is None:
+            self.generator = default_generator().spawn(1)[0]
+        else:
+            self.generator = Generator(seed)
         self.inplace = bool(inplace)
         if noise_shape is not None:
-            try:
-                noise_shape = tuple(None if d is None else int(d) for d in noise_shape)
-            except TypeError:
-                raise TypeError("noise_shape must be a sequence of ints (or None entries)") from None
+            if isinstance(noise_shape, (str, bytes)) or not hasattr(noise_shape, "__iter__"):
+                raise TypeError(f"noise_shape must be a sequence of ints (or None entries), "
+                                f"not {type(noise_shape).__name__}")
+            noise_shape = tuple(noise_shape)
+            for d in noise_shape:
+                if d is not None and (isinstance(d, (bool, np.bool_)) or not isinstance(d, numbers.Integral)
+                                      or d < 0):
+                    raise TypeError(f"noise_shape must be a sequence of ints (or None entries), got {d!r}")
+            noise_shape = tuple(None if d is None else int(d) for d in noise_shape)
         self.noise_shape: Optional[Tuple[Optional[int], ...]] = noise_shape
         self.scale = bool(scale)
         self.mc = bool(mc)
-        _check_threads(num_threads)
+        check_threads(num_threads)
         self.num_threads = num_threads
         self.training = True
         self._saved: Optional[Mask] = None
         self._saved_shape: Optional[Tuple[int, ...]] = None
+        self._saved_p = self.p
+        self._saved_scale = self.scale
 
     # -- modes ---------------------------------------------------------------------------------
     def train(self, mode: bool = True) -> "Dropout":
@@ -117,14 +133,6 @@ class Dropout:
         return self.train(False)
 
     # -- passes --------------------------------------------------------------------------------
-    def _noise_shape_for(self, shape: Tuple[int, ...]) -> Optional[Tuple[int, ...]]:
-        if self.noise_shape is None:
-            return None
-        if len(self.noise_shape) != len(shape):
-            raise ValueError(f"noise_shape {self.noise_shape} does not broadcast to {shape}: "
-                             "it needs one entry per dimension")
-        return tuple(s if n is None else n for n, s in zip(self.noise_shape, shape))
-
     def forward(self, x: Any) -> np.ndarray:
         """Apply dropout (training or `mc`) or the inference map, remembering the mask.
 
@@ -143,17 +151,19 @@ class Dropout:
             if not isinstance(x, np.ndarray):
                 raise TypeError(f"an inplace Dropout needs a numpy.ndarray input, not {type(x).__name__}")
             out = x
-        shape = np.shape(x)
-        ns = self._noise_shape_for(shape)
+        ns = self.noise_shape
         self._saved = self._saved_shape = None
         if not (self.training or self.mc):
-            return cast(np.ndarray, dropout(x, self.p, training=False, out=out, noise_shape=ns, scale=self.scale))
+            return dropout(x, self.p, training=False, out=out, noise_shape=ns, scale=self.scale)
         y, m = dropout(x, self.p, seed=self.generator, out=out, return_mask=self.mask,
                        noise_shape=ns, scale=self.scale, num_threads=self.num_threads)
         self._saved, self._saved_shape = m, y.shape
+        self._saved_p, self._saved_scale = self.p, self.scale
         return y
 
-    __call__ = forward
+    def __call__(self, x: Any) -> np.ndarray:
+        """``layer(x)`` is ``layer.forward(x)`` (a subclass's forward included)."""
+        return self.forward(x)
 
     def backward(self, grad: Any) -> np.ndarray:
         """Gradient of the last forward with respect to its input.
@@ -180,8 +190,10 @@ class Dropout:
         if np.shape(grad) != self._saved_shape:
             raise ValueError(f"grad has shape {np.shape(grad)}, but the forward's input had shape "
                              f"{self._saved_shape}")
-        return dropout_backward(grad, self._saved, p=self.p if self.mask == "bool" else None,
-                                num_threads=self.num_threads)
+        if isinstance(self._saved, np.ndarray):  # a bool mask: the forward's p and scale
+            return dropout_backward(grad, self._saved, p=self._saved_p, scale=self._saved_scale,
+                                    num_threads=self.num_threads)
+        return dropout_backward(grad, self._saved, num_threads=self.num_threads)
 
     @property
     def saved_mask(self) -> Optional[Mask]:

@@ -21,7 +21,7 @@ except ImportError as _exc:  # pragma: no cover - exercised only without torch
 import numpy as np
 
 from ._api import _check_p, _mask_shape, dropout as _np_dropout
-from ._masks import MaskKey
+from ._record import MaskKey
 from ._seeding import U64, SeedLike, Generator, check_u64, resolve
 
 __all__ = ["Dropout", "DropoutFunction", "dropout"]

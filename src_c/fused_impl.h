@@ -63,19 +63,6 @@ static inline __attribute__((always_inline)) void fused(const cd_key *key, uint6
     char *y = (char *)yv;
     if (n <= 0)
         return;
-    if (key->mode != CD_MASK_PHILOX && bits_out != NULL)
-        memset(bits_out, key->mode == CD_MASK_KEEP_ALL ? 0xff : 0x00, (size_t)(((e0 & 7) + (uint64_t)n + 7) >> 3));
-    if (key->mode == CD_MASK_DROP_ALL) {
-        memset(y, 0, (size_t)n * es);
-        return;
-    }
-    if (key->mode == CD_MASK_KEEP_ALL) {
-        uint8_t ones[64];
-        memset(ones, 0xff, sizeof ones);
-        for (int64_t j = 0; j < n; j += FUSED_CHUNK)
-            apply(x + (size_t)j * es, y + (size_t)j * es, n - j < FUSED_CHUNK ? n - j : FUSED_CHUNK, ones, 0, s);
-        return;
-    }
     if (key->tlo != 0)
         fused_body(key, e0, x, y, n, s, bits_out, es, apply, 1);
     else

@@ -6,7 +6,8 @@
 #include <stdint.h>
 #include <stddef.h>
 
-/* What decides the mask: see docs/stream-format.md. */
+/* What decides the mask: see docs/stream-format.md. The kernels (gen, fused) handle only
+ * CD_MASK_PHILOX; the driver (cdropout.c) handles keep-all and drop-all for every kernel set. */
 enum { CD_MASK_PHILOX = 0, CD_MASK_KEEP_ALL = 1, CD_MASK_DROP_ALL = 2 };
 
 typedef struct {

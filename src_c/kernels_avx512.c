@@ -269,10 +269,6 @@ static void gen_avx512(const cd_key *key, uint64_t b0, int64_t n, uint8_t *out)
 {
     if (n <= 0)
         return;
-    if (key->mode != CD_MASK_PHILOX) {
-        memset(out, key->mode == CD_MASK_KEEP_ALL ? 0xff : 0x00, (size_t)n);
-        return;
-    }
     gen_ctx c;
     gen_ctx_init(&c, key);
     if (key->tlo != 0)

@@ -86,10 +86,6 @@ uint8_t cd_block_byte(const cd_key *key, uint64_t b)
 
 static void gen_portable(const cd_key *key, uint64_t b0, int64_t n, uint8_t *out)
 {
-    if (key->mode != CD_MASK_PHILOX) {
-        memset(out, key->mode == CD_MASK_KEEP_ALL ? 0xff : 0x00, (size_t)n);
-        return;
-    }
     for (int64_t j = 0; j < n; j++)
         out[j] = cd_block_byte(key, b0 + (uint64_t)j);
 }

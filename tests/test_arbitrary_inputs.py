@@ -174,13 +174,18 @@ def test_matrix_out_and_matrix_input():
     assert_same_bits(np.asarray(y), _expected(x))
 
 
-def test_masked_array_as_out_or_mask():
+def test_masked_array_as_out_is_rejected_like_as_x():
+    """A masked array is rejected as `out` as it is as `x` (its mask would be ignored), and
+    nothing is written."""
     x = np.arange(4.0)
-    # a masked array is an ndarray subclass: as `out` it is written through its data
     out = np.ma.masked_array(np.zeros(4), mask=[0, 1, 0, 0])
-    y = cdropout.dropout(x, P, seed=SEED, out=out)
-    assert y is out
-    assert_same_bits(np.asarray(out.data), _expected(x))
+    with pytest.raises(TypeError, match="masked array"):
+        cdropout.dropout(x, P, seed=SEED, out=out)
+    with pytest.raises(TypeError, match="masked array"):
+        cdropout.dropout(out, P, seed=SEED)
+    with pytest.raises(TypeError, match="masked array"):
+        cdropout.dropout_backward(x, cdropout.MaskKey(1, 0, 0, P, (4,)), out=out)
+    assert np.array_equal(out.data, np.zeros(4))
 
 
 @pytest.mark.parametrize("mask", [

@@ -93,8 +93,9 @@ def test_threads_above_the_cap_are_refused(capsys: pytest.CaptureFixture[str]) -
 
 
 def test_threads_cap_is_the_librarys() -> None:
-    from cdropout import _api
-    assert bench.max_threads() == _api._MAX_THREADS
+    from cdropout import _checks
+    assert bench.max_threads() == _checks.MAX_THREADS
+    assert _checks.check_threads(bench.max_threads() + 1) == bench.max_threads()  # what a call gets
 
 
 @pytest.mark.parametrize("make_path", [

@@ -316,11 +316,15 @@ def test_backward_rejects_bad_masks(arr, p, seed, form, wrong):
     elif wrong == "bits_dtype":
         if form != "bits":
             return
-        mask = cdropout.BitMask(mask.data.astype(np.int16), mask.shape, mask.p)
+        with pytest.raises(TypeError):  # an invalid record cannot be built, so never applied
+            cdropout.BitMask(mask.data.astype(np.int16), mask.shape, mask.p)
+        return
     elif wrong == "bits_size":
         if form != "bits":
             return
-        mask = cdropout.BitMask(np.zeros(mask.data.size + 1, np.uint8), mask.shape, mask.p)
+        with pytest.raises(ValueError):
+            cdropout.BitMask(np.zeros(mask.data.size + 1, np.uint8), mask.shape, mask.p)
+        return
     elif wrong == "mask_dtype":
         if form != "bool":
             return

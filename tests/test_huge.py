@@ -128,7 +128,7 @@ def test_real_array_over_2_31_float16_elements():
 IMPOSSIBLE = 1 << 48
 
 
-@pytest.mark.parametrize("kwargs", [{}, {"training": False}, {"return_mask": "key"},
+@pytest.mark.parametrize("kwargs", [{}, {"training": False, "scale": False}, {"return_mask": "key"},
                                     {"return_mask": "bits"}, {"noise_shape": (1,)}])
 def test_impossible_sizes_fail_cleanly(kwargs):
     """A zero-stride view of 2**48 float64 (2 PiB) is a legal input whose output cannot be

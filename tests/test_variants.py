@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 import cdropout
+import cdropout._normals
 import cdropout.variants as variants
 import reference
 from helpers import FLOAT_DTYPES, assert_same_bits, assert_same_mask, random_data
@@ -377,7 +378,7 @@ def test_gaussian_chunk_and_offset_invariance(monkeypatch):
     whole = cdropout.gaussian_dropout(x, 0.4, seed=2)
     for a in (1, 3, 4, 517):
         assert_same_bits(cdropout.gaussian_dropout(x[a:], 0.4, seed=2, offset=a), whole[a:])
-    monkeypatch.setattr(variants, "_CHUNK_BLOCKS", 7)  # many internal chunks
+    monkeypatch.setattr(cdropout._normals, "_CHUNK_BLOCKS", 7)  # many internal chunks
     assert_same_bits(cdropout.gaussian_dropout(x, 0.4, seed=2), whole)
     assert_same_bits(cdropout.gaussian_dropout(x[5:], 0.4, seed=2, offset=5), whole[5:])
 
@@ -470,10 +471,12 @@ def test_classic_dropout_expectation_matches_inference():
         assert cdropout.dropout(x[:1], p, scale=False, training=False)[0] == 1 - p
 
 
-def test_docstring_examples():
+@pytest.mark.parametrize("module", ["_structured", "_alpha", "_gaussian"])
+def test_docstring_examples(module):
     import doctest
+    import importlib
 
-    result = doctest.testmod(variants, optionflags=doctest.ELLIPSIS)
+    result = doctest.testmod(importlib.import_module(f"cdropout.{module}"), optionflags=doctest.ELLIPSIS)
     assert result.attempted > 0 and result.failed == 0
 
 

@@ -181,13 +181,7 @@ static void test_gen(int quick)
         /* the last blocks before 2^61 exactly */
         check_gen_one(&key, (1ull << 61) - 129, 129, "end");
     }
-    /* modes */
-    for (int mode = 1; mode <= 2; mode++) {
-        cd_key key = random_key();
-        key.mode = mode;
-        for (int i = 0; i < nn; i++)
-            check_gen_one(&key, 12345, ns[i], "mode");
-    }
+    /* keep-all and drop-all never reach the kernels: the driver handles them (cdropout.c) */
     /* forced ties: Thi = the half h of block bt, so that block has a tie at h (and maybe others) */
     int tie_rounds = quick ? 100 : 1500;
     for (int r = 0; r < tie_rounds; r++) {
@@ -445,10 +439,6 @@ static void test_fused(int quick)
         for (int dt = 0; dt < CD_NDTYPES; dt++)
             for (int i = 0; i < nn; i++) {
                 cd_key key = random_key();
-                if (r % 10 == 1)
-                    key.mode = CD_MASK_KEEP_ALL;
-                if (r % 10 == 2)
-                    key.mode = CD_MASK_DROP_ALL;
                 uint64_t e0;
                 switch (r % 4) {
                 case 0: e0 = rnd32() % 64; break;
