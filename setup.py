@@ -7,6 +7,8 @@ Build switches (environment variables):
   (the build fails without it: wheels for distribution).
 - ``CDROPOUT_PORTABLE=1``: only the portable C kernels, no ISA flags at all (the x86-64 SIMD
   kernel files are not compiled).
+- ``CDROPOUT_COMPILE_PYTHON=0``: leave the per-call Python layer as plain Python instead of
+  compiling it with Cython (same results, slower small calls; a quicker build for tests).
 - ``CDROPOUT_LIBOMP_PREFIX``: macOS, where libomp lives (default: Homebrew's, found with
   ``brew --prefix libomp`` or in /opt/homebrew and /usr/local).
 
@@ -208,5 +210,8 @@ python_modules = [
     Extension(f"cdropout.{name}", [f"cdropout/{name}.py"])
     for name in ("_api", "_apply", "_checks", "_record", "_seeding")
 ]
+
+if _switch("CDROPOUT_COMPILE_PYTHON", "1", ("0", "1")) == "0":
+    python_modules = []
 
 setup(ext_modules=[ext, *python_modules], cmdclass={"build_ext": BuildExt})
