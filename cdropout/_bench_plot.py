@@ -61,7 +61,9 @@ def _speedups(results: Results, key: str, t: int) -> list[Optional[float]]:
 
 
 def _fmt_x(value: float) -> str:
-    return f"{value:.0f}x" if value >= 10 else f"{value:.1f}x"
+    if value >= 10:
+        return f"{value:.0f}x"
+    return f"{value:.1f}x" if value >= 1 else f"{value:.2g}x"
 
 
 def plot(results: Results, path: str, cpu: str, p: float, dtype: str = "float32") -> None:
