@@ -5,32 +5,6 @@
 
 #include "cdropout.h"
 
-#ifdef _OPENMP
-#include <omp.h>
-#endif
-
-#if defined(_OPENMP) && defined(__unix__)
-/* GNU libgomp keeps its thread pool across fork() but the child has none of its threads: a
- * parallel region in a child of a process that had started a team waits forever. So a process
- * remembers whether it started a team, and a fork child of such a process runs every call on
- * the calling thread (same results: the mask does not depend on the thread count). */
-#include <pthread.h>
-#include <signal.h>
-#define CD_FORK_GUARD 1
-static volatile sig_atomic_t team_started = 0;
-static volatile sig_atomic_t pool_lost = 0;
-static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
-static void on_fork_child(void)
-{
-    if (team_started)
-        pool_lost = 1;
-}
-static void register_atfork(void)
-{
-    pthread_atfork(NULL, NULL, on_fork_child);
-}
-#endif
-
 /* A tile is 1024 elements = 128 blocks = 128 mask bytes; tiles start at global indices that are
  * multiples of CD_TILE (after a shorter first tile), so SIMD generators see whole groups. */
 #define CD_TILE 1024
@@ -84,15 +58,6 @@ int cd_have_openmp(void)
     return 1;
 #else
     return 0;
-#endif
-}
-
-int cd_default_threads(void)
-{
-#ifdef _OPENMP
-    return omp_get_max_threads();
-#else
-    return 1;
 #endif
 }
 
@@ -278,45 +243,7 @@ static void make_plan(plan *pl, const cd_op *op, int isa)
     pl->ndim = nd;
 }
 
-typedef void (*chunk_fn)(const void *ctx, int64_t i0, int64_t i1);
-
-/* Split [0, n) over at most ex->nthreads threads, each with at least ex->min_per_thread
- * elements, in chunks aligned to CD_TILE (so no two threads share a byte of a packed mask), and
- * call fn once per chunk. An array too small for two chunks runs on the calling thread without
- * waking the OpenMP pool. */
-static void parallel_for(int64_t n, const cd_exec *ex, chunk_fn fn, const void *ctx)
-{
-    const int64_t tiles = (n + CD_TILE - 1) / CD_TILE;
-    const int64_t min = ex->min_per_thread > CD_TILE ? ex->min_per_thread : CD_TILE;
-    int64_t nt = ex->nthreads > 0 ? ex->nthreads : cd_default_threads();
-    if (nt > n / min)
-        nt = n / min;
-#ifdef CD_FORK_GUARD
-    pthread_once(&atfork_once, register_atfork);
-    if (pool_lost)
-        nt = 1;
-    else if (nt > 1)
-        team_started = 1;
-#endif
-    if (nt <= 1) {
-        if (n > 0)
-            fn(ctx, 0, n);
-        return;
-    }
-#ifdef _OPENMP
-#pragma omp parallel num_threads((int)nt)
-    {
-        int64_t t = omp_get_thread_num(), T = omp_get_num_threads();
-#else
-    for (int64_t t = 0, T = nt; t < T; t++) {
-#endif
-        int64_t i0 = tiles * t / T * CD_TILE, i1 = tiles * (t + 1) / T * CD_TILE;
-        if (i1 > n)
-            i1 = n;
-        if (i0 < i1)
-            fn(ctx, i0, i1);
-    }
-}
+#include "parallel_impl.h"
 
 static void run_chunk(const void *ctx, int64_t i0, int64_t i1)
 {

@@ -1,0 +1,222 @@
+/* Threads of a call: how many, and how they share the work. Included once, by cdropout.c.
+ *
+ * The split. The calling thread starts at once and claims chunks of the array from an atomic
+ * counter, guided (each claim takes 1 / (2 * team size) of what is left, at least CD_MIN_CHUNK
+ * elements, in whole CD_TILE tiles, so no two threads share a byte of a packed mask and the masks
+ * do not depend on who took which chunk). Helpers claim chunks as they wake; one that wakes late
+ * finds little or nothing left. The OpenMP region still ends with a join, so the caller waits for
+ * every helper to have started: that is the cost the policy below watches.
+ *
+ * The policy (default thread count only; an explicit num_threads is always obeyed). In a training
+ * loop a dropout call follows a matmul: the helpers of the pool have stopped spinning and sleep,
+ * and the other core is busy (BLAS threads spinning, another process). Waking a helper then costs
+ * from about 50 us (idle core) to a scheduler time slice, several ms, which the join makes the
+ * caller wait. So each calling thread measures what its team calls gain: the caller's own rate
+ * times the whole array gives the one-thread time; when the team did not save a sixth of it, the
+ * call counts as a loss, and the next calls of the same kind run on the calling thread alone
+ * (32 of them after a first loss, doubling to 1024), then one tries the team again. "Kind" is
+ * whether the team ran less than CD_WARM_GAP ago (its helpers still spin: back-to-back calls) or
+ * not (they sleep: a call after other work). A call long enough that the last loss would cost
+ * less than an eighth of it tries the team anyway. The state is per calling thread
+ * (_Thread_local), as libgomp keeps one pool per thread that starts parallel regions; nothing in
+ * the user's OpenMP settings is changed. */
+#ifndef CDROPOUT_PARALLEL_IMPL_H
+#define CDROPOUT_PARALLEL_IMPL_H
+
+#ifdef _OPENMP
+#include <omp.h>
+#if !defined(__STDC_NO_ATOMICS__)
+#include <stdatomic.h>
+#define CD_GUIDED 1
+#endif
+#endif
+
+#if defined(_OPENMP) && defined(__unix__)
+/* GNU libgomp keeps its thread pool across fork() but the child has none of its threads: a
+ * parallel region in a child of a process that had started a team waits forever. So a process
+ * remembers whether it started a team, and a fork child of such a process runs every call on
+ * the calling thread (same results: the mask does not depend on the thread count). */
+#include <pthread.h>
+#include <signal.h>
+#define CD_FORK_GUARD 1
+static volatile sig_atomic_t team_started = 0;
+static volatile sig_atomic_t pool_lost = 0;
+static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
+static void on_fork_child(void)
+{
+    if (team_started)
+        pool_lost = 1;
+}
+static void register_atfork(void)
+{
+    pthread_atfork(NULL, NULL, on_fork_child);
+}
+#endif
+
+#define CD_MIN_CHUNK (8 * CD_TILE)      /* smallest claim: 8 Ki elements, a few us of work */
+#define CD_WARM_GAP 1e-3                /* s; libgomp's helpers spin about 3-7 ms after a region here */
+#define CD_WIN 1.2                      /* a team call must be this much faster than one thread */
+#define CD_BACKOFF_FIRST 32
+#define CD_BACKOFF_MAX 1024
+
+/* The most threads a call is given, whatever it asks: 4 per processor, at least 64. Results do
+ * not depend on the count, and libgomp exits the process when it cannot create a thread. */
+static int thread_limit(void)
+{
+#ifdef _OPENMP
+    int p = omp_get_num_procs();
+    return p > 16 ? 4 * p : 64;
+#else
+    return 1;
+#endif
+}
+
+int cd_default_threads(void)
+{
+#ifdef _OPENMP
+    int m = omp_get_max_threads(), lim = thread_limit();
+    return m < lim ? m : lim;
+#else
+    return 1;
+#endif
+}
+
+enum { CD_WARM = 0, CD_COLD = 1 };
+typedef struct {
+    double last_end;      /* omp_get_wtime() at the end of this thread's last team call; < 0: none */
+    double rate;          /* s per element of the caller in its last team call; 0: unknown */
+    double penalty[2];    /* time the last lost team call of each kind cost over one thread */
+    int skip[2];          /* calls of each kind to run alone before trying the team again */
+    int backoff[2];       /* the last skip length of each kind; 0: the team pays */
+    int last_threads;     /* threads the last call of this thread ran on */
+} thread_policy;
+
+static _Thread_local thread_policy policy = {-1.0, 0.0, {0.0, 0.0}, {0, 0}, {0, 0}, 1};
+
+int cd_last_threads(void)
+{
+    return policy.last_threads;
+}
+
+typedef void (*chunk_fn)(const void *ctx, int64_t i0, int64_t i1);
+
+#ifdef CD_GUIDED
+/* Claim the next chunk of [0, n) for a team of T: *i0 gets its start, the return its length. */
+static int64_t claim(_Atomic int64_t *next, int64_t n, int64_t T, int64_t *i0)
+{
+    int64_t at = atomic_load_explicit(next, memory_order_relaxed), len;
+    do {
+        int64_t rem = n - at;
+        if (rem <= 0)
+            return 0;
+        len = (rem / (2 * T) + CD_TILE - 1) / CD_TILE * CD_TILE;
+        if (len < CD_MIN_CHUNK)
+            len = CD_MIN_CHUNK;
+        if (len > rem)
+            len = rem;
+    } while (!atomic_compare_exchange_weak_explicit(next, &at, at + len, memory_order_relaxed,
+                                                    memory_order_relaxed));
+    *i0 = at;
+    return len;
+}
+#endif
+
+/* Split [0, n) over at most nthreads threads (0: the default, see above), each with at least
+ * ex->min_per_thread elements, and call fn on chunks that start at multiples of CD_TILE. An array
+ * too small for two threads runs on the calling thread without waking the OpenMP pool. */
+static void parallel_for(int64_t n, const cd_exec *ex, chunk_fn fn, const void *ctx)
+{
+    const int64_t min = ex->min_per_thread > CD_TILE ? ex->min_per_thread : CD_TILE;
+    const int automatic = ex->nthreads <= 0;
+    int64_t nt = automatic ? cd_default_threads() : ex->nthreads;
+    int lim = thread_limit();
+    if (nt > lim)
+        nt = lim;
+    if (nt > n / min)
+        nt = n / min;
+#ifdef CD_FORK_GUARD
+    pthread_once(&atfork_once, register_atfork);
+    if (pool_lost)
+        nt = 1;
+#endif
+#ifdef CD_GUIDED
+    double t0 = 0.0;
+    int kind = CD_COLD;
+    if (nt > 1) {
+        t0 = omp_get_wtime();
+        kind = policy.last_end >= 0.0 && t0 - policy.last_end < CD_WARM_GAP ? CD_WARM : CD_COLD;
+        if (automatic && policy.skip[kind] > 0 &&
+            !(policy.rate > 0.0 && policy.rate * (double)n > 8.0 * policy.penalty[kind])) {
+            policy.skip[kind]--;
+            nt = 1;
+        }
+    }
+#endif
+    policy.last_threads = 1;
+    if (nt <= 1) {
+        if (n > 0)
+            fn(ctx, 0, n);
+        return;
+    }
+#ifdef CD_FORK_GUARD
+    team_started = 1;
+#endif
+#ifdef CD_GUIDED
+    _Atomic int64_t next;
+    atomic_init(&next, 0);
+    double t_caller = 0.0;
+    int64_t by_caller = 0;
+    int team = 1;
+#pragma omp parallel num_threads((int)nt)
+    {
+        const int64_t T = omp_get_num_threads();
+        int64_t i0, len, mine = 0;
+        while ((len = claim(&next, n, T, &i0)) > 0) {
+            fn(ctx, i0, i0 + len);
+            mine += len;
+        }
+        if (omp_get_thread_num() == 0) {
+            t_caller = omp_get_wtime();
+            by_caller = mine;
+            team = (int)T;
+        }
+    }
+    const double t1 = omp_get_wtime();
+    policy.last_end = t1;
+    policy.last_threads = team;
+    if (by_caller > 0 && t_caller > t0) {
+        const double one = (t_caller - t0) / (double)by_caller * (double)n; /* one thread, estimated */
+        policy.rate = (t_caller - t0) / (double)by_caller;
+        if (automatic && one < CD_WIN * (t1 - t0)) {
+            int b = policy.backoff[kind];
+            b = b == 0 ? CD_BACKOFF_FIRST : b < CD_BACKOFF_MAX ? 2 * b : CD_BACKOFF_MAX;
+            policy.backoff[kind] = b;
+            policy.skip[kind] = b;
+            policy.penalty[kind] = (t1 - t0) - one / CD_WIN; /* > 0 for a loss */
+        } else if (automatic) {
+            policy.backoff[kind] = 0;
+            policy.skip[kind] = 0;
+        }
+    }
+#else
+    const int64_t tiles = (n + CD_TILE - 1) / CD_TILE;
+#ifdef _OPENMP
+#pragma omp parallel num_threads((int)nt)
+    {
+        int64_t t = omp_get_thread_num(), T = omp_get_num_threads();
+#else
+    for (int64_t t = 0, T = nt; t < T; t++) {
+#endif
+        int64_t i0 = tiles * t / T * CD_TILE, i1 = tiles * (t + 1) / T * CD_TILE;
+        if (i1 > n)
+            i1 = n;
+        if (i0 < i1)
+            fn(ctx, i0, i1);
+    }
+#ifdef _OPENMP
+    policy.last_threads = (int)nt;
+#endif
+#endif
+}
+
+#endif
