@@ -53,7 +53,8 @@ static void register_atfork(void)
 }
 #endif
 
-#define CD_MIN_CHUNK (8 * CD_TILE)      /* smallest claim: 8 Ki elements, a few us of work */
+#define CD_MIN_CHUNK (8 * CD_TILE)      /* smallest claim: 8 Ki elements, a few us of work (or
+                                           the per-thread minimum, when tests lower it) */
 #define CD_WARM_GAP 1e-3                /* s; libgomp's helpers spin about 3-7 ms after a region here */
 #define CD_WIN 1.2                      /* a team call must be this much faster than one thread */
 #define CD_BACKOFF_FIRST 32
@@ -102,7 +103,7 @@ typedef void (*chunk_fn)(const void *ctx, int64_t i0, int64_t i1);
 
 #ifdef CD_GUIDED
 /* Claim the next chunk of [0, n) for a team of T: *i0 gets its start, the return its length. */
-static int64_t claim(_Atomic int64_t *next, int64_t n, int64_t T, int64_t *i0)
+static int64_t claim(_Atomic int64_t *next, int64_t n, int64_t T, int64_t least, int64_t *i0)
 {
     int64_t at = atomic_load_explicit(next, memory_order_relaxed), len;
     do {
@@ -110,8 +111,8 @@ static int64_t claim(_Atomic int64_t *next, int64_t n, int64_t T, int64_t *i0)
         if (rem <= 0)
             return 0;
         len = (rem / (2 * T) + CD_TILE - 1) / CD_TILE * CD_TILE;
-        if (len < CD_MIN_CHUNK)
-            len = CD_MIN_CHUNK;
+        if (len < least)
+            len = least;
         if (len > rem)
             len = rem;
     } while (!atomic_compare_exchange_weak_explicit(next, &at, at + len, memory_order_relaxed,
@@ -164,6 +165,7 @@ static void parallel_for(int64_t n, const cd_exec *ex, chunk_fn fn, const void *
 #ifdef CD_GUIDED
     _Atomic int64_t next;
     atomic_init(&next, 0);
+    const int64_t least = (min < CD_MIN_CHUNK ? min : CD_MIN_CHUNK) / CD_TILE * CD_TILE; /* >= 1 tile */
     double t_caller = 0.0;
     int64_t by_caller = 0;
     int team = 1;
@@ -171,7 +173,7 @@ static void parallel_for(int64_t n, const cd_exec *ex, chunk_fn fn, const void *
     {
         const int64_t T = omp_get_num_threads();
         int64_t i0, len, mine = 0;
-        while ((len = claim(&next, n, T, &i0)) > 0) {
+        while ((len = claim(&next, n, T, least, &i0)) > 0) {
             fn(ctx, i0, i0 + len);
             mine += len;
         }
