@@ -1,6 +1,7 @@
 /* The driver: splits an n-d array into contiguous inner runs and thread chunks, generates the
  * mask one L1-sized tile at a time and hands each tile to the selected kernel set. One pass
  * over the data, no temporaries beyond a tile of mask bytes on the stack. */
+#define _POSIX_C_SOURCE 200809L /* clock_gettime(CLOCK_THREAD_CPUTIME_ID): src_c/parallel_impl.h */
 #include <string.h>
 
 #include "cdropout.h"

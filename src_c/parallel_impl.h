@@ -11,14 +11,15 @@
  * loop a dropout call follows a matmul: the helpers of the pool have stopped spinning and sleep,
  * and the other core is busy (BLAS threads spinning, another process). Waking a helper then costs
  * from about 50 us (idle core) to a scheduler time slice, several ms, which the join makes the
- * caller wait. So each calling thread measures what its team calls gain: the caller's own rate
- * times the whole array gives the one-thread time; when the team did not save a sixth of it, the
- * call counts as a loss, and the next calls of the same kind run on the calling thread alone
- * (32 of them after a first loss, doubling to 1024), then one tries the team again. "Kind" is
- * whether the team ran less than CD_WARM_GAP ago (its helpers still spin: back-to-back calls) or
- * not (they sleep: a call after other work). A call long enough that the last loss would cost
- * less than an eighth of it tries the team anyway. The state is per calling thread
- * (_Thread_local), as libgomp keeps one pool per thread that starts parallel regions; nothing in
+ * caller wait. So each calling thread keeps a balance of what its default team calls saved: the
+ * caller's own rate (CPU time per element) times the whole array estimates the one-thread time T1; a team call of time T
+ * adds T1 - CD_WIN * T (a gain below CD_WIN counts against the team), and the balance decays by
+ * CD_DECAY at every call. While the balance is negative, calls run on the calling thread alone,
+ * and one in `backoff` (32 after a first loss, doubling to 1024) tries the team again; a call so
+ * large that a normal gain would pay the deficit back tries it anyway. The balance is kept apart
+ * for calls that come less than CD_WARM_GAP after the last team call (the helpers still spin:
+ * back-to-back calls) and the others (they sleep: a call after other work). The state is per
+ * calling thread * (_Thread_local), as libgomp keeps one pool per thread that starts parallel regions; nothing in
  * the user's OpenMP settings is changed. */
 #ifndef CDROPOUT_PARALLEL_IMPL_H
 #define CDROPOUT_PARALLEL_IMPL_H
@@ -56,7 +57,8 @@ static void register_atfork(void)
 #define CD_MIN_CHUNK (8 * CD_TILE)      /* smallest claim: 8 Ki elements, a few us of work (or
                                            the per-thread minimum, when tests lower it) */
 #define CD_WARM_GAP 1e-3                /* s; libgomp's helpers spin about 3-7 ms after a region here */
-#define CD_WIN 1.2                      /* a team call must be this much faster than one thread */
+#define CD_WIN 1.2                      /* a team call should be this much faster than one thread */
+#define CD_DECAY 0.98                   /* per call: a loss is forgotten after some hundred calls */
 #define CD_BACKOFF_FIRST 32
 #define CD_BACKOFF_MAX 1024
 
@@ -85,8 +87,8 @@ int cd_default_threads(void)
 enum { CD_WARM = 0, CD_COLD = 1 };
 typedef struct {
     double last_end;      /* omp_get_wtime() at the end of this thread's last team call; < 0: none */
-    double rate;          /* s per element of the caller in its last team call; 0: unknown */
-    double penalty[2];    /* time the last lost team call of each kind cost over one thread */
+    double rate;          /* fewest CPU s per element of the caller in a team call; 0: unknown */
+    double balance[2];    /* time the team saved (< 0: lost), decayed, per kind of call */
     int skip[2];          /* calls of each kind to run alone before trying the team again */
     int backoff[2];       /* the last skip length of each kind; 0: the team pays */
     int last_threads;     /* threads the last call of this thread ran on */
@@ -100,6 +102,25 @@ int cd_last_threads(void)
 }
 
 typedef void (*chunk_fn)(const void *ctx, int64_t i0, int64_t i1);
+
+#if defined(CD_FORK_GUARD)
+#include <time.h>
+#endif
+#if defined(CD_FORK_GUARD) && defined(CLOCK_THREAD_CPUTIME_ID)
+/* CPU time of the calling thread: its rate is not inflated when it is preempted (by its own
+ * helper, woken onto the same core, or by another process). */
+static double cpu_now(void)
+{
+    struct timespec t;
+    return clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t) == 0 ? (double)t.tv_sec + 1e-9 * (double)t.tv_nsec
+                                                            : omp_get_wtime();
+}
+#elif defined(_OPENMP)
+static double cpu_now(void)
+{
+    return omp_get_wtime();
+}
+#endif
 
 #ifdef CD_GUIDED
 /* Claim the next chunk of [0, n) for a team of T: *i0 gets its start, the return its length. */
@@ -141,15 +162,18 @@ static void parallel_for(int64_t n, const cd_exec *ex, chunk_fn fn, const void *
         nt = 1;
 #endif
 #ifdef CD_GUIDED
-    double t0 = 0.0;
+    double t0 = 0.0, c0 = 0.0;
     int kind = CD_COLD;
     if (nt > 1) {
         t0 = omp_get_wtime();
         kind = policy.last_end >= 0.0 && t0 - policy.last_end < CD_WARM_GAP ? CD_WARM : CD_COLD;
-        if (automatic && policy.skip[kind] > 0 &&
-            !(policy.rate > 0.0 && policy.rate * (double)n > 8.0 * policy.penalty[kind])) {
-            policy.skip[kind]--;
-            nt = 1;
+        if (automatic) {
+            policy.balance[kind] *= CD_DECAY;
+            /* a normal team call saves about 0.4 T1 */
+            if (policy.skip[kind] > 0 && !(0.4 * policy.rate * (double)n > -policy.balance[kind])) {
+                policy.skip[kind]--;
+                nt = 1;
+            }
         }
     }
 #endif
@@ -166,9 +190,10 @@ static void parallel_for(int64_t n, const cd_exec *ex, chunk_fn fn, const void *
     _Atomic int64_t next;
     atomic_init(&next, 0);
     const int64_t least = (min < CD_MIN_CHUNK ? min : CD_MIN_CHUNK) / CD_TILE * CD_TILE; /* >= 1 tile */
-    double t_caller = 0.0;
+    double c_caller = 0.0;
     int64_t by_caller = 0;
     int team = 1;
+    c0 = cpu_now();
 #pragma omp parallel num_threads((int)nt)
     {
         const int64_t T = omp_get_num_threads();
@@ -178,7 +203,7 @@ static void parallel_for(int64_t n, const cd_exec *ex, chunk_fn fn, const void *
             mine += len;
         }
         if (omp_get_thread_num() == 0) {
-            t_caller = omp_get_wtime();
+            c_caller = cpu_now();
             by_caller = mine;
             team = (int)T;
         }
@@ -186,18 +211,21 @@ static void parallel_for(int64_t n, const cd_exec *ex, chunk_fn fn, const void *
     const double t1 = omp_get_wtime();
     policy.last_end = t1;
     policy.last_threads = team;
-    if (by_caller > 0 && t_caller > t0) {
-        const double one = (t_caller - t0) / (double)by_caller * (double)n; /* one thread, estimated */
-        policy.rate = (t_caller - t0) / (double)by_caller;
-        if (automatic && one < CD_WIN * (t1 - t0)) {
-            int b = policy.backoff[kind];
-            b = b == 0 ? CD_BACKOFF_FIRST : b < CD_BACKOFF_MAX ? 2 * b : CD_BACKOFF_MAX;
-            policy.backoff[kind] = b;
-            policy.skip[kind] = b;
-            policy.penalty[kind] = (t1 - t0) - one / CD_WIN; /* > 0 for a loss */
-        } else if (automatic) {
-            policy.backoff[kind] = 0;
-            policy.skip[kind] = 0;
+    if (by_caller > 0 && c_caller > c0) {
+        const double r = (c_caller - c0) / (double)by_caller, one = r * (double)n; /* one thread, est. */
+        if (policy.rate == 0.0 || r < policy.rate)
+            policy.rate = r;
+        if (automatic) {
+            policy.balance[kind] += one - CD_WIN * (t1 - t0);
+            if (policy.balance[kind] < 0.0) {
+                int b = policy.backoff[kind];
+                b = b == 0 ? CD_BACKOFF_FIRST : b < CD_BACKOFF_MAX ? 2 * b : CD_BACKOFF_MAX;
+                policy.backoff[kind] = b;
+                policy.skip[kind] = b;
+            } else {
+                policy.backoff[kind] = 0;
+                policy.skip[kind] = 0;
+            }
         }
     }
 #else

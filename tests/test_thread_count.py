@@ -108,3 +108,22 @@ def test_any_thread_count_gives_the_same_result(n, small_chunks):
             y, bits = cd.dropout(x, 0.3, seed=5, stream=2, offset=3, num_threads=k, return_mask="bits")
             assert y.tobytes() == ref.tobytes()
             assert np.array_equal(bits.to_bool(), ref_bits.to_bool())
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shift", [0, 1, 5])
+def test_large_out_of_place_equals_in_place(dtype, shift):
+    """Out of place, runs of 16 MiB and more are written with non-temporal stores on AVX-512;
+    the result must be bitwise the in-place one (ordinary stores), at any alignment of out."""
+    n = (16 << 20) // np.dtype(dtype).itemsize + 3
+    x = np.linspace(-2, 2, n).astype(dtype)
+    inplace = x.copy()
+    _, bits_ref = cd.dropout(inplace, 0.4, seed=11, stream=3, out=inplace, num_threads=1,
+                             return_mask="bits")
+    buf = np.full(n + 8, 7, dtype)
+    out = buf[shift:shift + n]
+    y, bits = cd.dropout(x, 0.4, seed=11, stream=3, out=out, num_threads=1, return_mask="bits")
+    assert y is out
+    assert out.tobytes() == inplace.tobytes()
+    assert (buf[:shift] == 7).all() and (buf[shift + n:] == 7).all()
+    assert np.array_equal(bits.to_bool(), bits_ref.to_bool())

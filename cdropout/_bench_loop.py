@@ -1,0 +1,212 @@
+"""Benchmark case: dropout inside a training loop, for each thread setting.
+
+One step is ``h = x @ W`` (float32, 256x4096 by 4096x4096 by default) then
+``gen.dropout(h, 0.5, out=h)``. Between two dropout calls the BLAS library has the cores, so
+OpenMP's helper threads have gone to sleep and the other core may still be busy: the situation
+back-to-back timings never show. Each setting runs in a fresh Python process (its own thread pools,
+environment and thread policy), for a few warm-up steps and then ``steps`` timed ones:
+
+* ``default``: cdropout's default thread count; ``num_threads=1``: the calling thread only;
+* each with the BLAS library on all cores, and limited to one thread (threadpoolctl when
+  installed, and ``OPENBLAS_NUM_THREADS=1`` / ``MKL_NUM_THREADS=1``), which leaves a core free;
+* with ``busy=True``: another process spinning on one core, and back-to-back calls (no matmul).
+
+Run it alone with ``python -m cdropout._bench_loop [--steps N] [--busy] [--markdown]``;
+``cdropout-bench`` shows it after its table.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from typing import Any, Optional, Sequence
+
+import numpy as np
+
+KI = 1 << 10
+MI = 1 << 20
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One row of the loop table."""
+
+    label: str
+    num_threads: Optional[int]  # None: the default
+    blas_one: bool  # BLAS limited to one thread
+    matmul: bool = True  # False: back-to-back dropout calls only
+    busy: bool = False  # another process spins on one core meanwhile
+
+
+SETTINGS = (
+    Setting("default", None, False),
+    Setting("num_threads=1", 1, False),
+    Setting("default, BLAS 1 thread", None, True),
+    Setting("num_threads=1, BLAS 1 thread", 1, True),
+)
+BUSY_SETTINGS = (
+    Setting("default, core busy", None, False, busy=True),
+    Setting("num_threads=1, core busy", 1, False, busy=True),
+    Setting("back to back 4 Mi, default, core busy", None, False, matmul=False, busy=True),
+    Setting("back to back 4 Mi, num_threads=1, core busy", 1, False, matmul=False, busy=True),
+    Setting("back to back 4 Mi, num_threads=2, core busy", 2, False, matmul=False, busy=True),
+)
+BACK_TO_BACK = (
+    Setting("back to back 4 Mi, default", None, False, matmul=False),
+    Setting("back to back 4 Mi, num_threads=1", 1, False, matmul=False),
+    Setting("back to back 4 Mi, num_threads=2", 2, False, matmul=False),
+)
+
+
+def _spin(stop: Any) -> None:
+    while not stop.is_set():
+        pass
+
+
+def _child(setting: Setting, steps: int, warmup: int, rows: int, width: int) -> dict[str, Any]:
+    """Run one setting in this process; return per-step times (s) and threads used."""
+    import cdropout
+    from cdropout import _core
+
+    limiter: Any = None
+    if setting.blas_one:
+        try:
+            import threadpoolctl
+
+            limiter = threadpoolctl.threadpool_limits(1, user_api="blas")
+        except ImportError:
+            pass
+    rng = np.random.default_rng(0)
+    gen = cdropout.Generator(1)
+    drop, mm, used = [], [], []
+    if setting.matmul:
+        x = rng.standard_normal((rows, width), dtype=np.float32)
+        w = (rng.standard_normal((width, width), dtype=np.float32) / np.float32(np.sqrt(width)))
+        h = np.empty((rows, width), np.float32)
+        for i in range(warmup + steps):
+            t0 = time.perf_counter()
+            np.matmul(x, w, out=h)
+            t1 = time.perf_counter()
+            gen.dropout(h, 0.5, out=h, num_threads=setting.num_threads)
+            t2 = time.perf_counter()
+            if i >= warmup:
+                mm.append(t1 - t0)
+                drop.append(t2 - t1)
+                used.append(_core.last_threads())
+    else:
+        h = rng.standard_normal(4 * MI, dtype=np.float32)
+        for i in range(10 * (warmup + steps)):
+            t0 = time.perf_counter()
+            gen.dropout(h, 0.5, out=h, num_threads=setting.num_threads)
+            t1 = time.perf_counter()
+            if i >= 10 * warmup:
+                drop.append(t1 - t0)
+                used.append(_core.last_threads())
+    if limiter is not None:
+        limiter.restore_original_limits()
+    return {"dropout": drop, "matmul": mm, "threads": used}
+
+
+def run_setting(setting: Setting, steps: int = 10, warmup: int = 3, rows: int = 256,
+                width: int = 4096) -> dict[str, Any]:
+    """Run `setting` in a fresh Python process (and a spinning one beside it when busy)."""
+    env = dict(os.environ)
+    if setting.blas_one:
+        env.update(OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    code = (f"import json, sys; from cdropout._bench_loop import Setting, _child; "
+            f"print(json.dumps(_child(Setting(*json.loads(sys.argv[1])), {steps}, {warmup}, "
+            f"{rows}, {width})))")
+    args = json.dumps([setting.label, setting.num_threads, setting.blas_one, setting.matmul,
+                       setting.busy])
+    spinner = stop = None
+    if setting.busy:
+        ctx = mp.get_context("spawn")
+        stop = ctx.Event()
+        spinner = ctx.Process(target=_spin, args=(stop,), daemon=True)
+        spinner.start()
+    try:
+        out = subprocess.run([sys.executable, "-c", code, args], env=env, capture_output=True,
+                             text=True, check=True, cwd=os.getcwd())
+    finally:
+        if spinner is not None and stop is not None:
+            stop.set()
+            spinner.join(5)
+    result: dict[str, Any] = json.loads(out.stdout)
+    return result
+
+
+def _stats(ts: Sequence[float]) -> tuple[float, float]:
+    a = np.asarray(ts)
+    return float(np.median(a)), float(np.percentile(a, 95))
+
+
+def _fmt_us(s: float) -> str:
+    return f"{s * 1e6:,.0f} us" if s < 0.1 else f"{s * 1e3:,.1f} ms"
+
+
+def run(steps: int = 10, busy: bool = False, warmup: int = 3) -> list[tuple[Setting, dict[str, Any]]]:
+    """Every setting (and the busy ones when asked), in order."""
+    chosen = SETTINGS + BACK_TO_BACK + (BUSY_SETTINGS if busy else ())
+    return [(s, run_setting(s, steps=steps, warmup=warmup)) for s in chosen]
+
+
+def render(results: list[tuple[Setting, dict[str, Any]]], markdown: bool = False) -> str:
+    """The loop table: dropout median and p95, matmul median, ratios to num_threads=1 with the same
+    BLAS setting and load, and how many threads the calls ran on."""
+    one = {}
+    for s, r in results:
+        if s.num_threads == 1:
+            one[(s.blas_one, s.matmul, s.busy)] = r
+    head = ["setting", "dropout median", "dropout p95", "x one thread (median / p95)",
+            "matmul median", "matmul x one thread", "calls on >1 thread"]
+    rows = []
+    for s, r in results:
+        dm, dp = _stats(r["dropout"])
+        ref = one.get((s.blas_one, s.matmul, s.busy))
+        rm, rp = _stats(ref["dropout"]) if ref else (float("nan"), float("nan"))
+        ratio = f"{dm / rm:.2f}x / {dp / rp:.2f}x" if ref else "-"
+        if r["matmul"]:
+            mm = float(np.median(r["matmul"]))
+            mmr = f"{mm / float(np.median(ref['matmul'])):.3f}x" if ref and ref["matmul"] else "-"
+            mms = _fmt_us(mm)
+        else:
+            mms, mmr = "-", "-"
+        multi = sum(1 for t in r["threads"] if t > 1)
+        rows.append([s.label, _fmt_us(dm), _fmt_us(dp), ratio, mms, mmr, f"{multi}/{len(r['threads'])}"])
+    if markdown:
+        lines = ["| " + " | ".join(head) + " |", "|:---|" + "---:|" * (len(head) - 1)]
+        lines += ["| " + " | ".join(r) + " |" for r in rows]
+        return "\n".join(lines)
+    widths = [max(len(str(x[i])) for x in [head] + rows) for i in range(len(head))]
+    fmt = lambda r: "  ".join(str(c).ljust(w) if i == 0 else str(c).rjust(w)  # noqa: E731
+                              for i, (c, w) in enumerate(zip(r, widths)))
+    return "\n".join([fmt(head)] + [fmt(r) for r in rows])
+
+
+def section(steps: int = 10, busy: bool = False, markdown: bool = False) -> str:
+    """The titled loop section that ``cdropout-bench`` prints."""
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    title = (f"Training loop: h = x @ W (256x4096 by 4096x4096 float32), then dropout(h, 0.5, out=h); "
+             f"{steps} steps after 3 warm-up steps, each setting in a fresh process; back to back: "
+             f"{10 * steps} calls; 1-min load average {load:.2f}")
+    table = render(run(steps=steps, busy=busy), markdown=markdown)
+    return f"## {title}\n\n{table}" if markdown else f"{title}\n{table}"
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m cdropout._bench_loop", description=__doc__.split("\n")[0])
+    parser.add_argument("--steps", type=int, default=10, help="timed steps per setting (default 10)")
+    parser.add_argument("--busy", action="store_true", help="also run with another process busy on one core")
+    parser.add_argument("--markdown", action="store_true", help="print Markdown")
+    args = parser.parse_args(argv)
+    print(section(steps=args.steps, busy=args.busy, markdown=args.markdown))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
