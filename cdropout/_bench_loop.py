@@ -198,6 +198,24 @@ def section(steps: int = 10, busy: bool = False, markdown: bool = False) -> str:
     return f"## {title}\n\n{table}" if markdown else f"{title}\n{table}"
 
 
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of the loop section, for ``cdropout-bench``'s parser."""
+    group = parser.add_argument_group("training loop (shown after the table)")
+    group.add_argument("--no-loop", action="store_true", help="skip the training-loop section")
+    group.add_argument("--loop-steps", type=int, default=10, help="timed steps per setting (default 10)")
+    group.add_argument("--loop-busy", action="store_true",
+                       help="also run the loop with another process busy on one core (on with --full)")
+
+
+def report(args: argparse.Namespace) -> None:
+    """Print the loop section as ``cdropout-bench``'s options ask."""
+    if getattr(args, "no_loop", False):
+        return
+    busy = bool(getattr(args, "loop_busy", False) or getattr(args, "full", False))
+    markdown = bool(getattr(args, "markdown", False))
+    print("\n" + section(steps=getattr(args, "loop_steps", 10), busy=busy, markdown=markdown), flush=True)
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m cdropout._bench_loop", description=__doc__.split("\n")[0])
     parser.add_argument("--steps", type=int, default=10, help="timed steps per setting (default 10)")

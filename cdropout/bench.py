@@ -42,7 +42,7 @@ from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
 
-from . import Generator, __version__, dropout, dropout_backward, simd_info
+from . import Generator, __version__, _bench_loop, dropout, dropout_backward, simd_info
 from ._api import scale_inplace
 
 KI = 1 << 10
@@ -612,6 +612,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--no-torch", action="store_true", help="skip the PyTorch rows even if torch imports")
     parser.add_argument("--markdown", action="store_true", help="print Markdown (for BENCHMARKS.md)")
     parser.add_argument("--plot", metavar="FILE.png", help="save a throughput-vs-size plot (needs matplotlib)")
+    _bench_loop.add_arguments(parser)
     return parser
 
 
@@ -659,6 +660,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if args.plot:
         plot(results, args.plot, header)
         print(f"\nplot saved to {args.plot}", file=sys.stderr if args.markdown else sys.stdout)
+    _bench_loop.report(args)
     return 0
 
 

@@ -11,15 +11,17 @@
  * loop a dropout call follows a matmul: the helpers of the pool have stopped spinning and sleep,
  * and the other core is busy (BLAS threads spinning, another process). Waking a helper then costs
  * from about 50 us (idle core) to a scheduler time slice, several ms, which the join makes the
- * caller wait. So each calling thread keeps a balance of what its default team calls saved: the
- * caller's own rate (CPU time per element) times the whole array estimates the one-thread time T1; a team call of time T
- * adds T1 - CD_WIN * T (a gain below CD_WIN counts against the team), and the balance decays by
+ * caller wait. So each calling thread keeps a balance of what its default team calls saved. The
+ * caller's CPU time per element it did (not inflated when it is preempted, even by its own helper
+ * woken onto the same core; read on every call from 1 Mi elements, on one in 8 below, as a read
+ * costs about 0.5 us) times the whole array estimates the one-thread time T1; a team call of time
+ * T adds T1 - CD_WIN * T (a gain below CD_WIN counts against the team), and the balance decays by
  * CD_DECAY at every call. While the balance is negative, calls run on the calling thread alone,
- * and one in `backoff` (32 after a first loss, doubling to 1024) tries the team again; a call so
- * large that a normal gain would pay the deficit back tries it anyway. The balance is kept apart
- * for calls that come less than CD_WARM_GAP after the last team call (the helpers still spin:
- * back-to-back calls) and the others (they sleep: a call after other work). The state is per
- * calling thread * (_Thread_local), as libgomp keeps one pool per thread that starts parallel regions; nothing in
+ * and one in `backoff` (32 after a first loss, doubling to 1024) tries the team again. Balances
+ * are kept apart for calls that come less than CD_WARM_GAP after the last team call (the helpers
+ * still spin: back-to-back calls) and the others (they sleep: a call after other work), and for
+ * calls shorter and longer than CD_BIG_SECONDS on one thread. The state is per calling thread
+ * (_Thread_local), as libgomp keeps one pool per thread that starts parallel regions; nothing in
  * the user's OpenMP settings is changed. */
 #ifndef CDROPOUT_PARALLEL_IMPL_H
 #define CDROPOUT_PARALLEL_IMPL_H
@@ -59,6 +61,9 @@ static void register_atfork(void)
 #define CD_WARM_GAP 1e-3                /* s; libgomp's helpers spin about 3-7 ms after a region here */
 #define CD_WIN 1.2                      /* a team call should be this much faster than one thread */
 #define CD_DECAY 0.98                   /* per call: a loss is forgotten after some hundred calls */
+#define CD_BIG_SECONDS 2e-3            /* calls this long on one thread learn apart from short ones */
+#define CD_MEASURE_ALWAYS (1 << 20)     /* elements: from here the CPU clock (~0.5 us a read) is cheap */
+#define CD_MEASURE_EVERY 8              /* smaller calls: measure one in 8 (the rate carries over) */
 #define CD_BACKOFF_FIRST 32
 #define CD_BACKOFF_MAX 1024
 
@@ -84,17 +89,20 @@ int cd_default_threads(void)
 #endif
 }
 
-enum { CD_WARM = 0, CD_COLD = 1 };
+/* Kinds of call: warm (CD_COLD bit clear: within CD_WARM_GAP of the last team call) or cold, and
+ * short or long (CD_BIG bit: at least CD_BIG_SECONDS of work on one thread). */
+enum { CD_COLD = 1, CD_BIG = 2, CD_KINDS = 4 };
 typedef struct {
-    double last_end;      /* omp_get_wtime() at the end of this thread's last team call; < 0: none */
-    double rate;          /* fewest CPU s per element of the caller in a team call; 0: unknown */
-    double balance[2];    /* time the team saved (< 0: lost), decayed, per kind of call */
-    int skip[2];          /* calls of each kind to run alone before trying the team again */
-    int backoff[2];       /* the last skip length of each kind; 0: the team pays */
-    int last_threads;     /* threads the last call of this thread ran on */
+    double last_end;          /* omp_get_wtime() at the end of this thread's last team call; < 0: none */
+    double rate;              /* CPU s per element of the caller in its last measured team call; 0: unknown */
+    double balance[CD_KINDS]; /* time the team saved (< 0: lost), decayed, per kind of call */
+    int skip[CD_KINDS];       /* calls of each kind to run alone before trying the team again */
+    int backoff[CD_KINDS];    /* the last skip length of each kind; 0: the team pays */
+    unsigned calls;           /* default team calls made, to measure one in CD_MEASURE_EVERY */
+    int last_threads;         /* threads the last call of this thread ran on */
 } thread_policy;
 
-static _Thread_local thread_policy policy = {-1.0, 0.0, {0.0, 0.0}, {0, 0}, {0, 0}, 1};
+static _Thread_local thread_policy policy = {-1.0, 0.0, {0.0}, {0}, {0}, 0u, 1};
 
 int cd_last_threads(void)
 {
@@ -163,17 +171,15 @@ static void parallel_for(int64_t n, const cd_exec *ex, chunk_fn fn, const void *
 #endif
 #ifdef CD_GUIDED
     double t0 = 0.0, c0 = 0.0;
-    int kind = CD_COLD;
-    if (nt > 1) {
+    int kind = 0, measure = 0;
+    if (nt > 1 && automatic) {
         t0 = omp_get_wtime();
-        kind = policy.last_end >= 0.0 && t0 - policy.last_end < CD_WARM_GAP ? CD_WARM : CD_COLD;
-        if (automatic) {
-            policy.balance[kind] *= CD_DECAY;
-            /* a normal team call saves about 0.4 T1 */
-            if (policy.skip[kind] > 0 && !(0.4 * policy.rate * (double)n > -policy.balance[kind])) {
-                policy.skip[kind]--;
-                nt = 1;
-            }
+        kind = (policy.last_end >= 0.0 && t0 - policy.last_end < CD_WARM_GAP ? 0 : CD_COLD) |
+               (policy.rate * (double)n >= CD_BIG_SECONDS ? CD_BIG : 0);
+        policy.balance[kind] *= CD_DECAY;
+        if (policy.skip[kind] > 0) {
+            policy.skip[kind]--;
+            nt = 1;
         }
     }
 #endif
@@ -193,7 +199,11 @@ static void parallel_for(int64_t n, const cd_exec *ex, chunk_fn fn, const void *
     double c_caller = 0.0;
     int64_t by_caller = 0;
     int team = 1;
-    c0 = cpu_now();
+    if (automatic) {
+        measure = policy.rate == 0.0 || n >= CD_MEASURE_ALWAYS || ++policy.calls % CD_MEASURE_EVERY == 0;
+        if (measure)
+            c0 = cpu_now();
+    }
 #pragma omp parallel num_threads((int)nt)
     {
         const int64_t T = omp_get_num_threads();
@@ -203,7 +213,8 @@ static void parallel_for(int64_t n, const cd_exec *ex, chunk_fn fn, const void *
             mine += len;
         }
         if (omp_get_thread_num() == 0) {
-            c_caller = cpu_now();
+            if (measure)
+                c_caller = cpu_now();
             by_caller = mine;
             team = (int)T;
         }
@@ -211,21 +222,19 @@ static void parallel_for(int64_t n, const cd_exec *ex, chunk_fn fn, const void *
     const double t1 = omp_get_wtime();
     policy.last_end = t1;
     policy.last_threads = team;
-    if (by_caller > 0 && c_caller > c0) {
-        const double r = (c_caller - c0) / (double)by_caller, one = r * (double)n; /* one thread, est. */
-        if (policy.rate == 0.0 || r < policy.rate)
-            policy.rate = r;
-        if (automatic) {
-            policy.balance[kind] += one - CD_WIN * (t1 - t0);
-            if (policy.balance[kind] < 0.0) {
-                int b = policy.backoff[kind];
-                b = b == 0 ? CD_BACKOFF_FIRST : b < CD_BACKOFF_MAX ? 2 * b : CD_BACKOFF_MAX;
-                policy.backoff[kind] = b;
-                policy.skip[kind] = b;
-            } else {
-                policy.backoff[kind] = 0;
-                policy.skip[kind] = 0;
-            }
+    if (measure && by_caller > 0 && c_caller > c0)
+        policy.rate = (c_caller - c0) / (double)by_caller;
+    if (automatic && policy.rate > 0.0) {
+        const double one = policy.rate * (double)n; /* the call on one thread, estimated */
+        policy.balance[kind] += one - CD_WIN * (t1 - t0);
+        if (policy.balance[kind] < 0.0) {
+            int b = policy.backoff[kind];
+            b = b == 0 ? CD_BACKOFF_FIRST : b < CD_BACKOFF_MAX ? 2 * b : CD_BACKOFF_MAX;
+            policy.backoff[kind] = b;
+            policy.skip[kind] = b;
+        } else {
+            policy.backoff[kind] = 0;
+            policy.skip[kind] = 0;
         }
     }
 #else

@@ -127,3 +127,37 @@ def test_large_out_of_place_equals_in_place(dtype, shift):
     assert out.tobytes() == inplace.tobytes()
     assert (buf[:shift] == 7).all() and (buf[shift + n:] == 7).all()
     assert np.array_equal(bits.to_bool(), bits_ref.to_bool())
+
+
+ONE_CPU_CHILD = r"""
+import json, os, sys
+os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})   # before libgomp starts
+import numpy as np
+import cdropout as cd
+from cdropout import _core
+x = np.ones(1 << 20, np.float32)
+used = []
+for i in range(200):
+    cd.dropout(x, 0.5, seed=1, stream=i, out=x)
+    used.append(_core.last_threads())
+forced = []
+for i in range(5):
+    cd.dropout(x, 0.5, seed=1, stream=i, out=x, num_threads=2)
+    forced.append(_core.last_threads())
+json.dump({"used": used, "forced": forced}, sys.stdout)
+"""
+
+
+@needs_openmp
+@pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="needs sched_setaffinity")
+def test_default_leaves_a_team_that_cannot_gain():
+    """Two threads on one CPU never beat one: after its first tries, the default must run calls on
+    the calling thread, while an explicit num_threads=2 still gets its team."""
+    env = dict(os.environ, OMP_NUM_THREADS="2")
+    out = subprocess.run([sys.executable, "-c", ONE_CPU_CHILD], cwd=ROOT, env=env,
+                         capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr
+    got = json.loads(out.stdout)
+    assert got["used"][0] == 2, "the first default call tries the team"
+    assert sum(t > 1 for t in got["used"][1:]) <= 8, got["used"]
+    assert got["forced"] == [2] * 5
