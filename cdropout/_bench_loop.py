@@ -198,6 +198,44 @@ def section(steps: int = 10, busy: bool = False, markdown: bool = False) -> str:
     return f"## {title}\n\n{table}" if markdown else f"{title}\n{table}"
 
 
+def dram(n: int = 128 * MI, reps: int = 7, threads: Sequence[int] = (1, 2)) -> list[tuple[str, int, float, float]]:
+    """Out of cache, float32: the in-place floor ``x *= c``, dropout in place, in place returning
+    the bit mask, and out of place into a preallocated array; rounds interleaved, minimum kept.
+    Returns (case, threads, seconds, seconds / floor at the same thread count)."""
+    import cdropout
+    from cdropout._api import scale_inplace
+
+    x = np.ones(n, np.float32)
+    y = np.empty(n, np.float32)
+    gen = cdropout.Generator(5)
+    cases = {
+        "floor: x *= c in place": lambda t: scale_inplace(x, 1.0, num_threads=t),
+        "dropout in place": lambda t: gen.dropout(x, 0.5, out=x, num_threads=t),
+        "dropout in place + bit mask": lambda t: gen.dropout(x, 0.5, out=x, return_mask="bits", num_threads=t),
+        "dropout out of place (out= given)": lambda t: gen.dropout(x, 0.5, out=y, num_threads=t),
+    }
+    best = {(c, t): float("inf") for c in cases for t in threads}
+    for _ in range(reps):
+        for t in threads:
+            for c, f in cases.items():
+                t0 = time.perf_counter()
+                f(t)
+                best[(c, t)] = min(best[(c, t)], time.perf_counter() - t0)
+                x.fill(1.0)  # keep the values finite: dropout scales the kept ones by 2
+    return [(c, t, best[(c, t)], best[(c, t)] / best[("floor: x *= c in place", t)])
+            for t in threads for c in cases]
+
+
+def render_dram(rows: list[tuple[str, int, float, float]], markdown: bool = False) -> str:
+    head = ["case (128 Mi float32)", "threads", "time", "x floor"]
+    body = [[c, str(t), _fmt_us(s), f"{r:.3f}x"] for c, t, s, r in rows]
+    if markdown:
+        return "\n".join(["| " + " | ".join(head) + " |", "|:---|---:|---:|---:|"] +
+                         ["| " + " | ".join(r) + " |" for r in body])
+    return "\n".join("  ".join(str(c).ljust(36) if i == 0 else str(c).rjust(10) for i, c in enumerate(r))
+                     for r in [head] + body)
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of the loop section, for ``cdropout-bench``'s parser."""
     group = parser.add_argument_group("training loop (shown after the table)")
@@ -221,7 +259,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--steps", type=int, default=10, help="timed steps per setting (default 10)")
     parser.add_argument("--busy", action="store_true", help="also run with another process busy on one core")
     parser.add_argument("--markdown", action="store_true", help="print Markdown")
+    parser.add_argument("--dram", action="store_true",
+                        help="instead: 128 Mi float32 out of cache against the x *= c floor")
     args = parser.parse_args(argv)
+    if args.dram:
+        load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+        print(f"1-min load average {load:.2f}; minimum of 7 interleaved rounds")
+        print(render_dram(dram(), markdown=args.markdown))
+        return 0
     print(section(steps=args.steps, busy=args.busy, markdown=args.markdown))
     return 0
 
