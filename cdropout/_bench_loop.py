@@ -76,7 +76,7 @@ def _child(setting: Setting, steps: int, warmup: int, rows: int, width: int) -> 
     limiter: Any = None
     if setting.blas_one:
         try:
-            import threadpoolctl
+            import threadpoolctl  # type: ignore[import-untyped]
 
             limiter = threadpoolctl.threadpool_limits(1, user_api="blas")
         except ImportError:
