@@ -123,7 +123,7 @@ static double cpu_now(void)
     return clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t) == 0 ? (double)t.tv_sec + 1e-9 * (double)t.tv_nsec
                                                             : omp_get_wtime();
 }
-#elif defined(_OPENMP)
+#elif defined(CD_GUIDED)
 static double cpu_now(void)
 {
     return omp_get_wtime();
