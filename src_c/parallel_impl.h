@@ -114,7 +114,7 @@ typedef void (*chunk_fn)(const void *ctx, int64_t i0, int64_t i1);
 #if defined(CD_FORK_GUARD)
 #include <time.h>
 #endif
-#if defined(CD_FORK_GUARD) && defined(CLOCK_THREAD_CPUTIME_ID)
+#if defined(CD_GUIDED) && defined(CD_FORK_GUARD) && defined(CLOCK_THREAD_CPUTIME_ID)
 /* CPU time of the calling thread: its rate is not inflated when it is preempted (by its own
  * helper, woken onto the same core, or by another process). */
 static double cpu_now(void)
