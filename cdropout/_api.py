@@ -205,8 +205,8 @@ def dropout(
     if mshape == x.shape:
         if return_mask in ("bool", "bits"):
             bits = np.zeros(packed_size(n), np.uint8)
-        _core.run(code, x, y, s, (seed_, stream_, T), offset, None, bits, nthreads,
-                  _config.min_per_thread, _config.isa)
+        _core.apply_key(x, y, s, seed_, stream_, T, offset, None, bits, nthreads,
+                        _config.min_per_thread, _config.isa)
     else:
         bits = generate_bits(seed_, stream_, offset, p, mshape, nthreads)
         _select(x, unpack(bits, mshape), s, y)
@@ -299,14 +299,14 @@ def dropout_backward(
         keep = mask.to_bool() if isinstance(mask, (MaskKey, BitMask)) else mask
         _select(grad, keep, s, y)
     elif isinstance(mask, MaskKey):
-        _core.run(code, grad, y, s, (mask.seed, mask.stream, T), mask.offset, None, None,
-                  nthreads, _config.min_per_thread, _config.isa)
+        _core.apply_key(grad, y, s, mask.seed, mask.stream, T, mask.offset, None, None,
+                        nthreads, _config.min_per_thread, _config.isa)
     else:
         bits = mask.data if isinstance(mask, BitMask) else np.packbits(mask, axis=None, bitorder="little")
         if bits.dtype != np.uint8 or bits.ndim != 1 or bits.size != packed_size(grad.size):
             raise ValueError(f"mask data must be {packed_size(grad.size)} uint8 bytes for shape {grad.shape}")
-        _core.run(code, grad, y, s, None, 0, np.ascontiguousarray(bits), None, nthreads,
-                  _config.min_per_thread, _config.isa)
+        _core.apply_bits(grad, y, s, np.ascontiguousarray(bits), 0, None, nthreads,
+                         _config.min_per_thread, _config.isa)
     return y
 
 
@@ -353,11 +353,3 @@ def philox4x32(counter: Any, key: Sequence[int], rounds: int = 10) -> np.ndarray
     _core.philox(c, out, k0, k1, int(rounds))
     return out
 
-
-def scale_inplace(x: np.ndarray, s: float, *, num_threads: Optional[int] = None) -> None:
-    """x *= s in place with the extension's threads and kernel path: the benchmark's floor."""
-    x = _check_out(x, x, "x")
-    if x is None or not x.flags.c_contiguous:
-        raise TypeError("x must be a C-contiguous float16/32/64 ndarray")
-    _core.scale_inplace(_core.operand(x, "x")[1], x, float(s), _check_threads(num_threads),
-                        _config.min_per_thread, _config.isa)

@@ -203,7 +203,7 @@ def dram(n: int = 128 * MI, reps: int = 7, threads: Sequence[int] = (1, 2)) -> l
     the bit mask, and out of place into a preallocated array; rounds interleaved, minimum kept.
     Returns (case, threads, seconds, seconds / floor at the same thread count)."""
     import cdropout
-    from cdropout._api import scale_inplace
+    from cdropout.bench import scale_inplace
 
     x = np.ones(n, np.float32)
     y = np.empty(n, np.float32)

@@ -7,21 +7,36 @@ MAX_DIMS: int
 def operand(x: object, name: str) -> Tuple[np.ndarray, int]: ...
 def check_out(out: Optional[np.ndarray], like: np.ndarray, name: str = ...) -> Optional[np.ndarray]: ...
 
-def run(
-    dtype: int,
-    x: Optional[np.ndarray],
-    y: Optional[np.ndarray],
+def apply_key(
+    x: np.ndarray,
+    y: np.ndarray,
     scale: float,
-    key: Optional[Tuple[int, int, int]],
-    offset: int,
-    bits_in: Optional[np.ndarray],
+    seed: int,
+    stream: int,
+    T: int,
+    mbase: int,
+    mstrides: Optional[Sequence[int]],
     bits_out: Optional[np.ndarray],
     nthreads: int,
     min_per_thread: int,
     isa: int,
-    shape: Optional[Sequence[int]] = ...,
 ) -> None: ...
-def scale_inplace(dtype: int, y: np.ndarray, s: float, nthreads: int, min_per_thread: int, isa: int) -> None: ...
+def apply_bits(
+    x: np.ndarray,
+    y: np.ndarray,
+    scale: float,
+    bits: np.ndarray,
+    mbase: int,
+    mstrides: Optional[Sequence[int]],
+    nthreads: int,
+    min_per_thread: int,
+    isa: int,
+) -> None: ...
+def gen_bits(
+    seed: int, stream: int, T: int, offset: int, bits_out: np.ndarray, n: int, nthreads: int,
+    min_per_thread: int, isa: int,
+) -> None: ...
+def bench_scale(y: np.ndarray, s: float, nthreads: int, min_per_thread: int, isa: int) -> None: ...
 def philox(counter: np.ndarray, out: np.ndarray, k0: int, k1: int, rounds: int) -> None: ...
 def best_isa() -> int: ...
 def isa_name(isa: int) -> str: ...

@@ -23,8 +23,9 @@ cdef extern from "cdropout.h" nogil:
         const int64_t *ystrides
         double scale
         const cd_key *key
-        uint64_t offset
         const uint8_t *bits_in
+        uint64_t mbase
+        const int64_t *mstrides
         uint8_t *bits_out
     ctypedef struct cd_exec:
         int nthreads
@@ -33,6 +34,7 @@ cdef extern from "cdropout.h" nogil:
     int CD_MAX_DIMS
     cd_key cd_make_key(uint64_t seed, uint64_t stream, uint64_t T)
     int cd_run(const cd_op *op, const cd_exec *ex)
+    void cd_gen_bits(const cd_key *key, uint64_t offset, uint8_t *out, int64_t n, const cd_exec *ex)
     void cd_scale(int dtype, void *y, int64_t n, double s, const cd_exec *ex)
     int cd_best_isa()
     const char *cd_isa_name(int isa)
@@ -95,60 +97,148 @@ def check_out(out, cnp.ndarray like, str name="out"):
     return o
 
 
-def run(int dtype, cnp.ndarray x, cnp.ndarray y, double scale, key, uint64_t offset,
-        cnp.ndarray bits_in, cnp.ndarray bits_out, int nthreads, int64_t min_per_thread, int isa,
-        shape=None):
-    """One elementwise pass (see cd_op in src_c/cdropout.h).
+cdef inline int dtype_code(cnp.ndarray a):
+    cdef int t = cnp.PyArray_TYPE(a)
+    return 0 if t == cnp.NPY_FLOAT16 else 1 if t == cnp.NPY_FLOAT else 2 if t == cnp.NPY_DOUBLE else -1
 
-    x, y: arrays of one shape, or x and y None with `shape` given (bits only). key: None (mask
-    from bits_in) or (seed, stream, T). bits_in/bits_out: C-contiguous uint8 arrays or None.
+
+cdef int fill_op(cd_op *op, cnp.ndarray x, cnp.ndarray y, double scale, uint64_t mbase, mstrides,
+                 int64_t *dims, int64_t *xs, int64_t *ys, int64_t *ms) except -1:
+    """Shape, strides and mask strides of (x, y) into op; checks what C would otherwise trust."""
+    cdef int d, nd = cnp.PyArray_NDIM(x)
+    cdef int code = dtype_code(x)
+    if code < 0 or cnp.PyArray_TYPE(y) != cnp.PyArray_TYPE(x):
+        raise TypeError(f"x and y must have one dtype of float16/32/64, got {(<object>x).dtype} and {(<object>y).dtype}")
+    if not cnp.PyArray_SAMESHAPE(x, y):
+        raise ValueError(f"x and y must have one shape, got {(<object>x).shape} and {(<object>y).shape}")
+    if not cnp.PyArray_ISWRITEABLE(y):
+        raise ValueError("y is read-only")
+    if not cnp.PyArray_ISALIGNED(x) or not cnp.PyArray_ISALIGNED(y):
+        raise ValueError("x and y must be aligned for their dtype")
+    if nd > CD_MAX_DIMS:
+        raise ValueError(f"at most {CD_MAX_DIMS} dimensions")
+    for d in range(nd):
+        dims[d] = cnp.PyArray_DIM(x, d)
+        xs[d] = cnp.PyArray_STRIDE(x, d)
+        ys[d] = cnp.PyArray_STRIDE(y, d)
+    op.dtype = code
+    op.ndim = nd
+    op.shape = dims
+    op.x = <const char *>cnp.PyArray_DATA(x)
+    op.xstrides = xs
+    op.y = <char *>cnp.PyArray_DATA(y)
+    op.ystrides = ys
+    op.scale = scale
+    op.key = NULL
+    op.bits_in = NULL
+    op.bits_out = NULL
+    op.mbase = mbase
+    if mstrides is None:
+        op.mstrides = NULL
+    else:
+        if len(mstrides) != nd:
+            raise ValueError(f"mstrides must have {nd} entries, got {len(mstrides)}")
+        for d in range(nd):
+            ms[d] = mstrides[d]
+        op.mstrides = ms
+    return 0
+
+
+cdef cnp.ndarray packed(bits, int64_t n, str name):
+    """bits as a C-contiguous writable-or-not uint8 array of at least (n + 7) // 8 bytes."""
+    cdef cnp.ndarray b
+    if not isinstance(bits, np.ndarray):
+        raise TypeError(f"{name} must be a numpy.ndarray of uint8")
+    b = bits
+    if cnp.PyArray_TYPE(b) != cnp.NPY_UINT8 or not cnp.PyArray_IS_C_CONTIGUOUS(b):
+        raise TypeError(f"{name} must be a C-contiguous uint8 array")
+    if cnp.PyArray_SIZE(b) < (n + 7) // 8:
+        raise ValueError(f"{name} must have at least {(n + 7) // 8} bytes, got {b.size}")
+    return b
+
+
+def apply_key(cnp.ndarray x not None, cnp.ndarray y not None, double scale, uint64_t seed, uint64_t stream, uint64_t T,
+              uint64_t mbase, mstrides, bits_out, int nthreads, int64_t min_per_thread, int isa):
+    """y[idx] = keep(m) ? x[idx] * scale : +0.0 with m = mbase + sum(idx[k] * mstrides[k]).
+
+    keep from format v1 with key (seed, stream, T); mstrides None = C order of x.shape. bits_out:
+    None, or (mstrides None only) a C-contiguous uint8 array of (x.size + 7) // 8 bytes that
+    receives bit i = keep(mbase + i), padding bits 0. y may be x.
     """
     cdef cd_op op
-    cdef cd_key k
+    cdef cd_key k = cd_make_key(seed, stream, T)
     cdef cd_exec ex = cd_exec(nthreads, min_per_thread, isa)
     cdef int64_t dims[64]
     cdef int64_t xs[64]
     cdef int64_t ys[64]
-    cdef int d, nd
-    cdef cnp.ndarray ref = y if y is not None else x
-    if ref is not None:
-        nd = cnp.PyArray_NDIM(ref)
-        for d in range(nd):
-            dims[d] = cnp.PyArray_DIM(ref, d)
-            ys[d] = cnp.PyArray_STRIDE(y, d) if y is not None else 0
-            xs[d] = cnp.PyArray_STRIDE(x, d) if x is not None else 0
-    else:
-        nd = len(shape)
-        for d in range(nd):
-            dims[d] = shape[d]
-            xs[d] = ys[d] = 0
-    op.dtype = dtype
-    op.ndim = nd
-    op.shape = dims
-    op.x = <const char *>cnp.PyArray_DATA(x) if x is not None else NULL
-    op.xstrides = xs
-    op.y = <char *>cnp.PyArray_DATA(y) if y is not None else NULL
-    op.ystrides = ys
-    op.scale = scale
-    op.offset = offset
-    op.bits_in = <const uint8_t *>cnp.PyArray_DATA(bits_in) if bits_in is not None else NULL
-    op.bits_out = <uint8_t *>cnp.PyArray_DATA(bits_out) if bits_out is not None else NULL
-    if key is None:
-        op.key = NULL
-    else:
-        k = cd_make_key(key[0], key[1], key[2])
-        op.key = &k
+    cdef int64_t ms[64]
+    fill_op(&op, x, y, scale, mbase, mstrides, dims, xs, ys, ms)
+    op.key = &k
+    if bits_out is not None:
+        if mstrides is not None:
+            raise ValueError("bits_out needs mstrides=None")
+        op.bits_out = <uint8_t *>cnp.PyArray_DATA(packed(bits_out, cnp.PyArray_SIZE(x), "bits_out"))
     with nogil:
         cd_run(&op, &ex)
 
 
-def scale_inplace(int dtype, cnp.ndarray y, double s, int nthreads, int64_t min_per_thread, int isa):
-    """y *= s over a C-contiguous array (the benchmark's memory floor)."""
+def apply_bits(cnp.ndarray x not None, cnp.ndarray y not None, double scale, bits, uint64_t mbase, mstrides,
+               int nthreads, int64_t min_per_thread, int isa):
+    """y[idx] = bit m of bits ? x[idx] * scale : +0.0, m as in apply_key (LSB first).
+
+    Raises ValueError unless every m lies in [0, 8 * bits.size).
+    """
+    cdef cd_op op
+    cdef cd_exec ex = cd_exec(nthreads, min_per_thread, isa)
+    cdef int64_t dims[64]
+    cdef int64_t xs[64]
+    cdef int64_t ys[64]
+    cdef int64_t ms[64]
+    cdef int d
+    cdef cnp.ndarray b
+    cdef object lo, hi, c, step
+    fill_op(&op, x, y, scale, mbase, mstrides, dims, xs, ys, ms)
+    b = packed(bits, 0, "bits")
+    if cnp.PyArray_SIZE(x) > 0:
+        lo = hi = mbase
+        c = 1
+        for d in range(op.ndim - 1, -1, -1):
+            step = <object>(dims[d] - 1) * (ms[d] if mstrides is not None else c)  # Python ints: no overflow
+            c *= dims[d]
+            if step < 0:
+                lo += step
+            else:
+                hi += step
+        if lo < 0 or hi >= 8 * cnp.PyArray_SIZE(b):
+            raise ValueError(f"mask indices {lo}..{hi} are outside bits ({8 * b.size} bits)")
+    op.bits_in = <const uint8_t *>cnp.PyArray_DATA(b)
+    with nogil:
+        cd_run(&op, &ex)
+
+
+def gen_bits(uint64_t seed, uint64_t stream, uint64_t T, uint64_t offset, bits_out, int64_t n,
+             int nthreads, int64_t min_per_thread, int isa):
+    """bits_out[:(n + 7) // 8] = packed keep(offset + i) for i < n (LSB first), padding bits 0."""
+    cdef cd_key k = cd_make_key(seed, stream, T)
+    cdef cd_exec ex = cd_exec(nthreads, min_per_thread, isa)
+    cdef uint8_t *out
+    if n < 0:
+        raise ValueError(f"n must be >= 0, got {n}")
+    out = <uint8_t *>cnp.PyArray_DATA(packed(bits_out, n, "bits_out"))
+    with nogil:
+        cd_gen_bits(&k, offset, out, n, &ex)
+
+
+def bench_scale(cnp.ndarray y not None, double s, int nthreads, int64_t min_per_thread, int isa):
+    """y *= s in place over a C-contiguous float array: the benchmark's memory floor (private)."""
     cdef void *p = cnp.PyArray_DATA(y)
     cdef int64_t n = cnp.PyArray_SIZE(y)
     cdef cd_exec ex = cd_exec(nthreads, min_per_thread, isa)
+    cdef int code = dtype_code(y)
+    if code < 0 or not cnp.PyArray_IS_C_CONTIGUOUS(y) or not cnp.PyArray_ISWRITEABLE(y):
+        raise TypeError("y must be a writable C-contiguous float16/32/64 array")
     with nogil:
-        cd_scale(dtype, p, n, s, &ex)
+        cd_scale(code, p, n, s, &ex)
 
 
 def philox(cnp.ndarray counter, cnp.ndarray out, uint32_t k0, uint32_t k1, int rounds):

@@ -24,8 +24,7 @@ def generate_bits(seed: int, stream: int, offset: int, p: float, shape: Tuple[in
     """The packed keep bits of a mask (element i = bit i, LSB first), straight from the key."""
     n = math.prod(shape)
     bits = np.zeros(packed_size(n), np.uint8)  # padding bits of the last byte stay 0
-    _core.run(0, None, None, 0.0, (seed, stream, threshold(p)), offset, None, bits, nthreads,
-              _config.min_per_thread, _config.isa, shape=(n,))
+    _core.gen_bits(seed, stream, threshold(p), offset, bits, n, nthreads, _config.min_per_thread, _config.isa)
     return bits
 
 

@@ -7,7 +7,7 @@ For every size the table gives, per case and thread count, the time of one call,
 Gelem/s (input elements per second) and the time as a multiple of the floor's at the same thread
 count. The cases:
 
-* floor: ``cdropout._api.scale_inplace(x, c)``, an in-place ``x *= c`` pass written in the extension
+* floor: ``cdropout.bench.scale_inplace(x, c)``, an in-place ``x *= c`` pass written in the extension
   with the same OpenMP threads and SIMD path: one read and one write of ``x``, nothing less can do
   a dropout.
 * ``np.multiply(x, c, out=x)``: the same pass in NumPy (one thread); the yardstick of a 1 Ki call.
@@ -43,7 +43,13 @@ from typing import Any, Callable, Optional, Sequence
 import numpy as np
 
 from . import Generator, __version__, _bench_loop, dropout, dropout_backward, simd_info
-from ._api import scale_inplace
+from . import _config, _core
+
+
+def scale_inplace(x: np.ndarray, s: float, *, num_threads: int = 0) -> None:
+    """x *= s in place (C-contiguous float array) with the extension's threads and kernel path:
+    the benchmark's memory floor. Private to the benchmark (cdropout does not export it)."""
+    _core.bench_scale(x, s, num_threads, _config.min_per_thread, _config.isa)
 
 KI = 1 << 10
 MI = 1 << 20
@@ -612,6 +618,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--no-torch", action="store_true", help="skip the PyTorch rows even if torch imports")
     parser.add_argument("--markdown", action="store_true", help="print Markdown (for BENCHMARKS.md)")
     parser.add_argument("--plot", metavar="FILE.png", help="save a throughput-vs-size plot (needs matplotlib)")
+    parser.add_argument("--layouts", action="store_true",
+                        help="time memory layouts instead (transposes, negative and inner strides, out= of "
+                             "another layout) against the contiguous call: python -m cdropout.bench_layouts")
     _bench_loop.add_arguments(parser)
     return parser
 
@@ -619,6 +628,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.layouts:
+        from . import bench_layouts
+        return bench_layouts.main(["--threads", *map(str, args.threads or [1, 2])])
     if not 0.0 <= args.p < 1.0:
         parser.error(f"--p must be in [0, 1), got {args.p}")
     if args.plot:

@@ -8,11 +8,16 @@
 
 #define CD_MAX_DIMS 64
 
-/* One elementwise pass: y = mask ? x * scale : +0 over an n-d array in C order of `shape`.
- * The mask comes from `key` (element i has global index offset + i) or, when key is NULL,
- * from `bits_in` (packed, element i = bit i, LSB first). `bits_out`, with a key, receives
- * the packed mask of the whole array. x == NULL writes only bits_out. x and y share `shape`;
- * strides are in bytes; y may be x (same pointer and strides). */
+/* One elementwise pass over an n-d array: for every multi-index idx of `shape`,
+ *   m = mbase + sum_k idx[k] * mstrides[k]      (mod 2^64; mstrides NULL = C order of shape)
+ *   y[idx] = keep(m) ? x[idx] * scale : +0.0    (select, not multiply)
+ * keep(m) comes from `key` (format v1), or, when key is NULL, from bit m of `bits_in` (LSB first;
+ * the caller guarantees every m it reaches is below 8 * its size). Zero mask strides broadcast a
+ * mask (noise_shape); a larger array's C-order strides plus the block origin's index address a
+ * block of it. x and y share `shape`; their strides are in bytes, any sign; y may be x (same
+ * pointer and strides). `bits_out` (key only, mstrides NULL) receives bit i = keep(mbase + i) of
+ * every element i in C order, padding bits of the last byte 0. x == NULL (and y == NULL) writes
+ * only bits_out. */
 typedef struct {
     int dtype;
     int ndim;
@@ -23,8 +28,9 @@ typedef struct {
     const int64_t *ystrides;
     double scale;
     const cd_key *key;
-    uint64_t offset;
     const uint8_t *bits_in;
+    uint64_t mbase;
+    const int64_t *mstrides;
     uint8_t *bits_out;
 } cd_op;
 
@@ -41,6 +47,10 @@ typedef struct {
 } cd_exec;
 
 int cd_run(const cd_op *op, const cd_exec *ex);
+
+/* out[0 .. (n + 7) / 8) = the packed keep bits of mask indices offset .. offset + n - 1 (bit i of
+ * the array = keep(offset + i), LSB first), padding bits 0. */
+void cd_gen_bits(const cd_key *key, uint64_t offset, uint8_t *out, int64_t n, const cd_exec *ex);
 
 /* In-place y *= s over a contiguous array: the memory floor the benchmark compares with. */
 void cd_scale(int dtype, void *y, int64_t n, double s, const cd_exec *ex);

@@ -128,28 +128,35 @@ static inline __attribute__((always_inline)) void fused(const cd_key *key, uint6
     char *y = (char *)yv;
     if (n <= 0)
         return;
-    if (key->mode != CD_MASK_PHILOX && bits_out != NULL)
-        memset(bits_out, key->mode == CD_MASK_KEEP_ALL ? 0xff : 0x00, (size_t)(((e0 & 7) + (uint64_t)n + 7) >> 3));
-    if (key->mode == CD_MASK_DROP_ALL) {
-        memset(y, 0, (size_t)n * es);
-        return;
-    }
+    /* keep-all and drop-all never reach a fused kernel: the driver handles them */
     const int streamed = apply_nt != NULL && x != y && ((uintptr_t)y & (es - 1)) == 0 &&
                          (size_t)n * es >= CD_NT_MIN_BYTES;
     if (streamed)
         apply = apply_nt;
-    if (key->mode == CD_MASK_KEEP_ALL) {
-        uint8_t ones[64];
-        memset(ones, 0xff, sizeof ones);
-        for (int64_t j = 0; j < n; j += FUSED_CHUNK)
-            apply(x + (size_t)j * es, y + (size_t)j * es, n - j < FUSED_CHUNK ? n - j : FUSED_CHUNK, ones, 0, s);
-    } else if (key->tlo != 0) {
+    if (key->tlo != 0) {
         fused_body(key, e0, x, y, n, s, bits_out, es, apply, 1);
     } else {
         fused_body(key, e0, x, y, n, s, bits_out, es, apply, 0);
     }
     if (streamed)
         _mm_sfence(); /* streamed stores are weakly ordered: make them visible before returning */
+}
+
+/* cd_gen_rows_fn: the key's round constants are set up once for all rows. */
+static void gen_rows_simd(const cd_key *key, uint64_t m0, uint64_t mstride, int64_t nrows, int64_t nbits,
+                          uint8_t *out, int64_t ostride)
+{
+    gen_ctx c;
+    gen_ctx_init(&c, key);
+    const int ties = key->tlo != 0;
+    for (int64_t r = 0; r < nrows; r++) {
+        uint64_t m = m0 + (uint64_t)r * mstride, b = m >> 3;
+        int64_t nb = (int64_t)(((m + (uint64_t)nbits - 1) >> 3) - b + 1);
+        if (ties)
+            gen_loop(&c, key, b, nb, out + r * ostride, 1);
+        else
+            gen_loop(&c, key, b, nb, out + r * ostride, 0);
+    }
 }
 
 static void fused_f16(const cd_key *key, uint64_t e0, const void *x, void *y, int64_t n, double s,

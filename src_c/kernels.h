@@ -6,7 +6,8 @@
 #include <stdint.h>
 #include <stddef.h>
 
-/* What decides the mask: see docs/stream-format.md. */
+/* What decides the mask: see docs/stream-format.md. The kernels (gen, fused) handle only
+ * CD_MASK_PHILOX; the driver (cdropout.c) handles keep-all and drop-all for every kernel set. */
 enum { CD_MASK_PHILOX = 0, CD_MASK_KEEP_ALL = 1, CD_MASK_DROP_ALL = 2 };
 
 typedef struct {
@@ -20,11 +21,22 @@ typedef struct {
  * b0 + n <= 2^61. One byte per block is exactly np.packbits(..., bitorder='little'). */
 typedef void (*cd_gen_fn)(const cd_key *key, uint64_t b0, int64_t n, uint8_t *out);
 
+/* gen for nrows rows of nbits mask indices each: row r starts at mask index m = m0 + r * mstride
+ * (mod 2^64) and receives the keep bytes of blocks m / 8 .. (m + nbits - 1) / 8 at out + r * ostride,
+ * exactly as gen writes them (the row's first bit at bit m % 8). nbits >= 1. */
+typedef void (*cd_gen_rows_fn)(const cd_key *key, uint64_t m0, uint64_t mstride, int64_t nrows, int64_t nbits,
+                               uint8_t *out, int64_t ostride);
+
 /* Contiguous apply: for j in [0, n), with bit(j) = (bits[(phase + j) >> 3] >> ((phase + j) & 7)) & 1:
  *   y[j] = bit(j) ? x[j] * s : +0.0      (select, not multiply)
  * x may equal y (in place); phase in [0, 8). s is already rounded to the dtype (an exact double).
  * float16: y = round_to_half((float)x * (float)s), one rounding, as NumPy does. */
 typedef void (*cd_apply_fn)(const void *x, void *y, int64_t n, const uint8_t *bits, int phase, double s);
+
+/* Strided apply over x and y of one stride of k elements (2 <= k <= 8): element j is x[j * k], and
+ * the elements in between are neither read nor written. Otherwise as cd_apply_fn. Optional. */
+typedef void (*cd_apply_strided_fn)(const void *x, void *y, int64_t k, int64_t n, const uint8_t *bits, int phase,
+                                    double s);
 
 /* Contiguous in-place y[j] *= s (the benchmark's memory floor). */
 typedef void (*cd_scale_fn)(void *y, int64_t n, double s);
@@ -46,6 +58,8 @@ typedef struct {
     cd_apply_fn apply[CD_NDTYPES];
     cd_scale_fn scale[CD_NDTYPES];
     cd_fused_fn fused[CD_NDTYPES]; /* optional (NULL entries); SIMD sets: src_c/fused_impl.h */
+    cd_gen_rows_fn gen_rows;
+    cd_apply_strided_fn apply_strided[CD_NDTYPES]; /* optional (NULL entries) */
 } cd_kernels;
 
 extern const cd_kernels cd_kernels_portable;

@@ -257,10 +257,6 @@ static void gen_avx2(const cd_key *key, uint64_t b0, int64_t n, uint8_t *out)
 {
     if (n <= 0)
         return;
-    if (key->mode != CD_MASK_PHILOX) {
-        memset(out, key->mode == CD_MASK_KEEP_ALL ? 0xff : 0x00, (size_t)n);
-        return;
-    }
     gen_ctx c;
     gen_ctx_init(&c, key);
     if (key->tlo != 0)
@@ -479,4 +475,4 @@ static inline __attribute__((always_inline)) void fused_gen_chunk(gen_ctx *c, co
 
 const cd_kernels cd_kernels_avx2 = {
     "avx2", gen_avx2, {apply_f16, apply_f32, apply_f64}, {scale_f16, scale_f32, scale_f64},
-    {fused_f16, fused_f32, fused_f64}};
+    {fused_f16, fused_f32, fused_f64}, gen_rows_simd, {NULL, NULL, NULL}};

@@ -269,10 +269,6 @@ static void gen_avx512(const cd_key *key, uint64_t b0, int64_t n, uint8_t *out)
 {
     if (n <= 0)
         return;
-    if (key->mode != CD_MASK_PHILOX) {
-        memset(out, key->mode == CD_MASK_KEEP_ALL ? 0xff : 0x00, (size_t)n);
-        return;
-    }
     gen_ctx c;
     gen_ctx_init(&c, key);
     if (key->tlo != 0)
@@ -416,6 +412,97 @@ static void apply_f16(const void *xv, void *yv, int64_t n, const uint8_t *bits, 
 }
 
 /* ------------------------------------------------------------------------------------------ */
+/* strided apply: element j at x[j * k], 2 <= k <= 8. A vector of L lanes holds the elements whose
+ * lane index is a multiple of k; masked loads and stores touch only those, so the elements in
+ * between are never read or written. The lane pattern repeats every k vectors. */
+
+/* Bits j .. j + 15 of the run (bit j = bit phase + j of bits), reading no byte past the run's last. */
+static inline unsigned run_bits16(const uint8_t *bits, int phase, int64_t n, int64_t j)
+{
+    const int64_t p = phase + j, b = p >> 3, avail = ((phase + n + 7) >> 3) - b;
+    unsigned w = bits[b];
+    if (avail > 1)
+        w |= (unsigned)bits[b + 1] << 8;
+    if (avail > 2)
+        w |= (unsigned)bits[b + 2] << 16;
+    return (w >> (p & 7)) & 0xffffu;
+}
+
+#define STRIDED_BODY(L, OP)                                                                           \
+    uint32_t pat[8];                                                                                  \
+    int cnt[8];                                                                                       \
+    for (int v = 0; v < k; v++) {                                                                     \
+        uint32_t pm = 0;                                                                              \
+        for (int l = 0; l < (L); l++)                                                                 \
+            if (((L) * v + l) % k == 0)                                                               \
+                pm |= 1u << l;                                                                        \
+        pat[v] = pm;                                                                                  \
+        cnt[v] = __builtin_popcount(pm);                                                              \
+    }                                                                                                 \
+    int64_t j = 0, e = 0;                                                                             \
+    for (; j + (L) <= n; j += (L), e += (L) * k) { /* whole cycles: L elements in k vectors */       \
+        const unsigned kb = run_bits16(bits, phase, n, j);                                            \
+        int off = 0;                                                                                  \
+        for (int v = 0; v < k; v++) {                                                                 \
+            OP(e + (L) * v, pat[v], _pdep_u32(kb >> off, pat[v]));                                    \
+            off += cnt[v];                                                                            \
+        }                                                                                             \
+    }                                                                                                 \
+    for (int v = 0; j < n; e += (L), v++) {                                                           \
+        uint32_t pm = pat[v];                                                                         \
+        int c = cnt[v];                                                                               \
+        if (c > n - j) {                                                                              \
+            c = (int)(n - j);                                                                         \
+            pm = _pdep_u32((1u << c) - 1u, pm);                                                       \
+        }                                                                                             \
+        uint32_t keep = _pdep_u32(run_bits16(bits, phase, n, j) & ((1u << c) - 1u), pm);              \
+        OP(e, pm, keep);                                                                              \
+        j += c;                                                                                       \
+    }
+
+static void apply_strided_f32(const void *xv, void *yv, int64_t k, int64_t n, const uint8_t *bits, int phase,
+                              double sd)
+{
+    const float *x = (const float *)xv;
+    float *y = (float *)yv;
+    const __m512 s = _mm512_set1_ps((float)sd);
+#define OPS32(E, LM, M)                                                                               \
+    _mm512_mask_storeu_ps(y + (E), (__mmask16)(LM),                                                   \
+                          _mm512_maskz_mul_ps((__mmask16)(M), _mm512_maskz_loadu_ps((__mmask16)(LM), x + (E)), s))
+    STRIDED_BODY(16, OPS32)
+#undef OPS32
+}
+
+static void apply_strided_f64(const void *xv, void *yv, int64_t k, int64_t n, const uint8_t *bits, int phase,
+                              double sd)
+{
+    const double *x = (const double *)xv;
+    double *y = (double *)yv;
+    const __m512d s = _mm512_set1_pd(sd);
+#define OPS64(E, LM, M)                                                                               \
+    _mm512_mask_storeu_pd(y + (E), (__mmask8)(LM),                                                    \
+                          _mm512_maskz_mul_pd((__mmask8)(M), _mm512_maskz_loadu_pd((__mmask8)(LM), x + (E)), s))
+    STRIDED_BODY(8, OPS64)
+#undef OPS64
+}
+
+static void apply_strided_f16(const void *xv, void *yv, int64_t k, int64_t n, const uint8_t *bits, int phase,
+                              double sd)
+{
+    const uint16_t *x = (const uint16_t *)xv;
+    uint16_t *y = (uint16_t *)yv;
+    const __m512 s = _mm512_set1_ps((float)sd);
+#define OPS16(E, LM, M)                                                                               \
+    _mm256_mask_storeu_epi16(                                                                         \
+        y + (E), (__mmask16)(LM),                                                                     \
+        CVT_PH(_mm512_maskz_mul_ps((__mmask16)(M),                                                    \
+                                   _mm512_cvtph_ps(_mm256_maskz_loadu_epi16((__mmask16)(LM), x + (E))), s)))
+    STRIDED_BODY(16, OPS16)
+#undef OPS16
+}
+#undef STRIDED_BODY
+
+/* ------------------------------------------------------------------------------------------ */
 /* scale: y[j] *= s in place */
 
 static void scale_f32(void *yv, int64_t n, double sd)
@@ -501,4 +588,5 @@ static inline __attribute__((always_inline)) void fused_gen_chunk(gen_ctx *c, co
 
 const cd_kernels cd_kernels_avx512 = {
     "avx512", gen_avx512, {apply_f16, apply_f32, apply_f64}, {scale_f16, scale_f32, scale_f64},
-    {fused_f16, fused_f32, fused_f64}};
+    {fused_f16, fused_f32, fused_f64}, gen_rows_simd,
+    {apply_strided_f16, apply_strided_f32, apply_strided_f64}};

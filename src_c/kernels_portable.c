@@ -86,12 +86,17 @@ uint8_t cd_block_byte(const cd_key *key, uint64_t b)
 
 static void gen_portable(const cd_key *key, uint64_t b0, int64_t n, uint8_t *out)
 {
-    if (key->mode != CD_MASK_PHILOX) {
-        memset(out, key->mode == CD_MASK_KEEP_ALL ? 0xff : 0x00, (size_t)n);
-        return;
-    }
     for (int64_t j = 0; j < n; j++)
         out[j] = cd_block_byte(key, b0 + (uint64_t)j);
+}
+
+static void gen_rows_portable(const cd_key *key, uint64_t m0, uint64_t mstride, int64_t nrows, int64_t nbits,
+                              uint8_t *out, int64_t ostride)
+{
+    for (int64_t r = 0; r < nrows; r++) {
+        uint64_t m = m0 + (uint64_t)r * mstride, b = m >> 3;
+        gen_portable(key, b, (int64_t)(((m + (uint64_t)nbits - 1) >> 3) - b + 1), out + r * ostride);
+    }
 }
 
 /* Branchless select: the product's bits ANDed with all-ones (kept) or zero (dropped), so dropped
@@ -159,4 +164,4 @@ static void scale_f16(void *yv, int64_t n, double sd)
 
 const cd_kernels cd_kernels_portable = {
     "portable", gen_portable, {apply_f16, apply_f32, apply_f64}, {scale_f16, scale_f32, scale_f64},
-    {NULL, NULL, NULL}};
+    {NULL, NULL, NULL}, gen_rows_portable, {NULL, NULL, NULL}};

@@ -181,13 +181,7 @@ static void test_gen(int quick)
         /* the last blocks before 2^61 exactly */
         check_gen_one(&key, (1ull << 61) - 129, 129, "end");
     }
-    /* modes */
-    for (int mode = 1; mode <= 2; mode++) {
-        cd_key key = random_key();
-        key.mode = mode;
-        for (int i = 0; i < nn; i++)
-            check_gen_one(&key, 12345, ns[i], "mode");
-    }
+    /* keep-all and drop-all never reach the kernels: the driver handles them (cdropout.c) */
     /* forced ties: Thi = the half h of block bt, so that block has a tie at h (and maybe others) */
     int tie_rounds = quick ? 100 : 1500;
     for (int r = 0; r < tie_rounds; r++) {
@@ -445,10 +439,6 @@ static void test_fused(int quick)
         for (int dt = 0; dt < CD_NDTYPES; dt++)
             for (int i = 0; i < nn; i++) {
                 cd_key key = random_key();
-                if (r % 10 == 1)
-                    key.mode = CD_MASK_KEEP_ALL;
-                if (r % 10 == 2)
-                    key.mode = CD_MASK_DROP_ALL;
                 uint64_t e0;
                 switch (r % 4) {
                 case 0: e0 = rnd32() % 64; break;
@@ -465,6 +455,94 @@ static void test_fused(int quick)
             key.tlo = 0x4321;
         check_fused_one(r % 3, &key, rnd64() >> 8, (1 << 19) + 3 * r, r & 1, 0, r & 2);
     }
+}
+
+/* gen_rows of every set against the portable gen, row by row: phases, strides of any size and sign
+ * (mod 2^64), rows crossing 2^32 blocks; bytes outside each row's blocks untouched. */
+static void test_gen_rows(int quick)
+{
+    enum { STRIDE = 48 };
+    static const int64_t nbits[] = {1, 7, 8, 9, 63, 64, 65, 120, 127, 128, 129, 300};
+    uint8_t got[20 * STRIDE], want[STRIDE];
+    for (int r = 0; r < (quick ? 40 : 400); r++) {
+        cd_key key = random_key();
+        int64_t nb = nbits[r % (int)(sizeof nbits / sizeof nbits[0])];
+        int64_t nrows = 1 + (int64_t)(rnd32() % 20);
+        uint64_t m0 = (r % 3 == 0) ? (1ull << 35) - (rnd32() % 3000) : rnd64() >> 4;
+        uint64_t ms = (r % 4 == 0) ? (uint64_t)0 - (uint64_t)(rnd32() % 5000) : (uint64_t)(rnd32() % 70000);
+        for (int i = 0; i < CD_NISA; i++) {
+            if (!isas[i])
+                continue;
+            memset(got, 0xA5, sizeof got);
+            isas[i]->gen_rows(&key, m0, ms, nrows, nb, got, STRIDE);
+            for (int64_t row = 0; row < nrows; row++) {
+                uint64_t m = m0 + (uint64_t)row * ms, b = m >> 3;
+                int64_t n = (int64_t)(((m + (uint64_t)nb - 1) >> 3) - b + 1);
+                cd_kernels_portable.gen(&key, b, n, want);
+                checks++;
+                if (memcmp(got + row * STRIDE, want, (size_t)n) != 0 ||
+                    (n < STRIDE && got[row * STRIDE + n] != 0xA5)) {
+                    FAIL("gen_rows %s: m0=%llu mstride=%llu nbits=%lld row %lld differs or overruns", isas[i]->name,
+                         (unsigned long long)m0, (unsigned long long)ms, (long long)nb, (long long)row);
+                    break;
+                }
+            }
+        }
+    }
+}
+
+/* apply_strided (where a set has it) against the portable contiguous apply of the gathered elements:
+ * the elements in between keep their canary bytes; bits end at a guard page; in place and not. */
+static void check_strided_one(int dt, int64_t k, int64_t n, int phase, int inplace)
+{
+    size_t es = esize(dt), nb = (size_t)(phase + n + 7) / 8, span = n > 0 ? (size_t)((n - 1) * k + 1) * es : 0;
+    region rb = guard_alloc(nb + 1);
+    uint8_t *bits = guard_end(rb, nb);
+    for (size_t i = 0; i < nb; i++)
+        bits[i] = (uint8_t)rnd32();
+    unsigned char *xd = malloc((size_t)n * es + 1), *ref = malloc((size_t)n * es + 1);
+    unsigned char *x = malloc(span + 1), *y = malloc(span + 1);
+    fill_special(dt, xd, n);
+    double s = pick_scale(dt);
+    cd_kernels_portable.apply[dt](xd, ref, n, bits, phase, s);
+    for (int i = 1; i < CD_NISA; i++) {
+        if (!isas[i] || !isas[i]->apply_strided[dt])
+            continue;
+        memset(x, 0x5A, span + 1);
+        memset(y, 0xA5, span + 1);
+        for (int64_t j = 0; j < n; j++)
+            memcpy(x + (size_t)(j * k) * es, xd + (size_t)j * es, es);
+        unsigned char *out = inplace ? x : y;
+        isas[i]->apply_strided[dt](x, out, k, n, bits, phase, s);
+        checks++;
+        for (int64_t j = 0; j < (n > 0 ? (n - 1) * k + 1 : 0); j++) {
+            const unsigned char *e = out + (size_t)j * es;
+            int ok = j % k == 0 ? memcmp(e, ref + (size_t)(j / k) * es, es) == 0
+                                : (e[0] == (inplace ? 0x5A : 0xA5) && e[es - 1] == (inplace ? 0x5A : 0xA5));
+            if (!ok) {
+                FAIL("apply_strided %s %s k=%lld n=%lld phase=%d inplace=%d: element %lld wrong", isas[i]->name,
+                     dname(dt), (long long)k, (long long)n, phase, inplace, (long long)j);
+                break;
+            }
+        }
+        if (!inplace && (y[span] != 0xA5))
+            FAIL("apply_strided %s: wrote past the last element", isas[i]->name);
+    }
+    free(xd);
+    free(ref);
+    free(x);
+    free(y);
+    guard_free(rb);
+}
+
+static void test_strided(int quick)
+{
+    static const int64_t ns[] = {0, 1, 2, 7, 8, 15, 16, 17, 31, 33, 64, 100, 129, 1000};
+    for (int dt = 0; dt < CD_NDTYPES; dt++)
+        for (int64_t k = 2; k <= 8; k++)
+            for (size_t i = 0; i < sizeof ns / sizeof ns[0]; i++)
+                for (int phase = 0; phase < 8; phase += quick ? 3 : 1)
+                    check_strided_one(dt, k, ns[i], phase, (int)(rnd32() & 1));
 }
 
 static void test_apply_scale(int quick)
@@ -684,6 +762,8 @@ int main(int argc, char **argv)
         test_gen(quick);
         test_apply_scale(quick);
         test_fused(quick);
+        test_gen_rows(quick);
+        test_strided(quick);
         printf("%ld checks, %ld failures\n", checks, failures);
     }
     if (do_bench) {
