@@ -20,7 +20,8 @@
  * and one in `backoff` (32 after a first loss, doubling to 1024) tries the team again. Balances
  * are kept apart for calls that come less than CD_WARM_GAP after the last team call (the helpers
  * still spin: back-to-back calls) and the others (they sleep: a call after other work), and for
- * calls shorter and longer than CD_BIG_SECONDS on one thread. The state is per calling thread
+ * calls shorter and longer than CD_BIG_SECONDS on one thread. The first team call of a thread,
+ * which pays for creating the threads, is not counted. The state is per calling thread
  * (_Thread_local), as libgomp keeps one pool per thread that starts parallel regions; nothing in
  * the user's OpenMP settings is changed. */
 #ifndef CDROPOUT_PARALLEL_IMPL_H
@@ -220,11 +221,12 @@ static void parallel_for(int64_t n, const cd_exec *ex, chunk_fn fn, const void *
         }
     }
     const double t1 = omp_get_wtime();
+    const int first = policy.last_end < 0.0; /* this thread's first team: libgomp made its threads */
     policy.last_end = t1;
     policy.last_threads = team;
     if (measure && by_caller > 0 && c_caller > c0)
         policy.rate = (c_caller - c0) / (double)by_caller;
-    if (automatic && policy.rate > 0.0) {
+    if (automatic && policy.rate > 0.0 && !first) {
         const double one = policy.rate * (double)n; /* the call on one thread, estimated */
         policy.balance[kind] += one - CD_WIN * (t1 - t0);
         if (policy.balance[kind] < 0.0) {
