@@ -4,7 +4,8 @@ One step is ``h = x @ W`` (float32, 256x4096 by 4096x4096 by default) then
 ``gen.dropout(h, 0.5, out=h)``. Between two dropout calls the BLAS library has the cores, so
 OpenMP's helper threads have gone to sleep and the other core may still be busy: the situation
 back-to-back timings never show. Each setting runs in a fresh Python process (its own thread pools,
-environment and thread policy), for a few warm-up steps and then ``steps`` timed ones:
+environment and thread record), for a few warm-up steps and then ``steps`` timed ones; a default
+row and its ``num_threads=1`` row alternate step by step in one process, so they share the load:
 
 * ``default``: cdropout's default thread count; ``num_threads=1``: the calling thread only;
 * each with the BLAS library on all cores, and limited to one thread (threadpoolctl when
@@ -43,23 +44,22 @@ class Setting:
     busy: bool = False  # another process spins on one core meanwhile
 
 
-SETTINGS = (
-    Setting("default", None, False),
-    Setting("num_threads=1", 1, False),
-    Setting("default, BLAS 1 thread", None, True),
-    Setting("num_threads=1, BLAS 1 thread", 1, True),
+# Settings of one tuple run in one process, alternating step by step (back to back: in blocks of
+# 10 calls), so that they share the machine's load; an explicit num_threads never changes the
+# default's record, so the default learns as it would alone.
+GROUPS = (
+    (Setting("default", None, False), Setting("num_threads=1", 1, False)),
+    (Setting("default, BLAS 1 thread", None, True), Setting("num_threads=1, BLAS 1 thread", 1, True)),
+    (Setting("back to back 4 Mi, default", None, False, matmul=False),
+     Setting("back to back 4 Mi, num_threads=1", 1, False, matmul=False)),
+    (Setting("back to back 4 Mi, num_threads=2", 2, False, matmul=False),),
 )
-BUSY_SETTINGS = (
-    Setting("default, core busy", None, False, busy=True),
-    Setting("num_threads=1, core busy", 1, False, busy=True),
-    Setting("back to back 4 Mi, default, core busy", None, False, matmul=False, busy=True),
-    Setting("back to back 4 Mi, num_threads=1, core busy", 1, False, matmul=False, busy=True),
-    Setting("back to back 4 Mi, num_threads=2, core busy", 2, False, matmul=False, busy=True),
-)
-BACK_TO_BACK = (
-    Setting("back to back 4 Mi, default", None, False, matmul=False),
-    Setting("back to back 4 Mi, num_threads=1", 1, False, matmul=False),
-    Setting("back to back 4 Mi, num_threads=2", 2, False, matmul=False),
+BUSY_GROUPS = (
+    (Setting("default, core busy", None, False, busy=True),
+     Setting("num_threads=1, core busy", 1, False, busy=True)),
+    (Setting("back to back 4 Mi, default, core busy", None, False, matmul=False, busy=True),
+     Setting("back to back 4 Mi, num_threads=1, core busy", 1, False, matmul=False, busy=True)),
+    (Setting("back to back 4 Mi, num_threads=2, core busy", 2, False, matmul=False, busy=True),),
 )
 
 
@@ -68,13 +68,16 @@ def _spin(stop: Any) -> None:
         pass
 
 
-def _child(setting: Setting, steps: int, warmup: int, rows: int, width: int) -> dict[str, Any]:
-    """Run one setting in this process; return per-step times (s) and threads used."""
+def _child(group: Sequence[Setting], steps: int, warmup: int, rows: int,
+           width: int) -> list[dict[str, Any]]:
+    """Run the settings of one group in this process, alternating; per setting, the times (s) of
+    its timed steps and the threads its calls ran on."""
     import cdropout
     from cdropout import _core
 
+    first = group[0]
     limiter: Any = None
-    if setting.blas_one:
+    if first.blas_one:
         try:
             import threadpoolctl  # type: ignore[import-untyped]
 
@@ -83,60 +86,63 @@ def _child(setting: Setting, steps: int, warmup: int, rows: int, width: int) -> 
             pass
     rng = np.random.default_rng(0)
     gen = cdropout.Generator(1)
-    drop, mm, used = [], [], []
-    if setting.matmul:
+    out: list[dict[str, Any]] = [{"dropout": [], "matmul": [], "threads": []} for _ in group]
+    if first.matmul:
         x = rng.standard_normal((rows, width), dtype=np.float32)
         w = (rng.standard_normal((width, width), dtype=np.float32) / np.float32(np.sqrt(width)))
         h = np.empty((rows, width), np.float32)
         for i in range(warmup + steps):
-            t0 = time.perf_counter()
-            np.matmul(x, w, out=h)
-            t1 = time.perf_counter()
-            gen.dropout(h, 0.5, out=h, num_threads=setting.num_threads)
-            t2 = time.perf_counter()
-            if i >= warmup:
-                mm.append(t1 - t0)
-                drop.append(t2 - t1)
-                used.append(_core.last_threads())
+            for s, r in zip(group, out):
+                t0 = time.perf_counter()
+                np.matmul(x, w, out=h)
+                t1 = time.perf_counter()
+                gen.dropout(h, 0.5, out=h, num_threads=s.num_threads)
+                t2 = time.perf_counter()
+                if i >= warmup:
+                    r["matmul"].append(t1 - t0)
+                    r["dropout"].append(t2 - t1)
+                    r["threads"].append(_core.last_threads())
     else:
         h = rng.standard_normal(4 * MI, dtype=np.float32)
-        for i in range(10 * (warmup + steps)):
-            t0 = time.perf_counter()
-            gen.dropout(h, 0.5, out=h, num_threads=setting.num_threads)
-            t1 = time.perf_counter()
-            if i >= 10 * warmup:
-                drop.append(t1 - t0)
-                used.append(_core.last_threads())
+        for i in range(warmup + steps):
+            for s, r in zip(group, out):
+                for _ in range(10):
+                    t0 = time.perf_counter()
+                    gen.dropout(h, 0.5, out=h, num_threads=s.num_threads)
+                    t1 = time.perf_counter()
+                    if i >= warmup:
+                        r["dropout"].append(t1 - t0)
+                        r["threads"].append(_core.last_threads())
     if limiter is not None:
         limiter.restore_original_limits()
-    return {"dropout": drop, "matmul": mm, "threads": used}
+    return out
 
 
-def run_setting(setting: Setting, steps: int = 10, warmup: int = 3, rows: int = 256,
-                width: int = 4096) -> dict[str, Any]:
-    """Run `setting` in a fresh Python process (and a spinning one beside it when busy)."""
+def run_group(group: Sequence[Setting], steps: int = 10, warmup: int = 3, rows: int = 256,
+              width: int = 4096) -> list[dict[str, Any]]:
+    """Run a group of settings in a fresh Python process (and a spinning one beside it when busy)."""
+    first = group[0]
     env = dict(os.environ)
-    if setting.blas_one:
+    if first.blas_one:
         env.update(OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
     code = (f"import json, sys; from cdropout._bench_loop import Setting, _child; "
-            f"print(json.dumps(_child(Setting(*json.loads(sys.argv[1])), {steps}, {warmup}, "
-            f"{rows}, {width})))")
-    args = json.dumps([setting.label, setting.num_threads, setting.blas_one, setting.matmul,
-                       setting.busy])
+            f"print(json.dumps(_child([Setting(*a) for a in json.loads(sys.argv[1])], {steps}, "
+            f"{warmup}, {rows}, {width})))")
+    args = json.dumps([[s.label, s.num_threads, s.blas_one, s.matmul, s.busy] for s in group])
     spinner = stop = None
-    if setting.busy:
+    if first.busy:
         ctx = mp.get_context("spawn")
         stop = ctx.Event()
         spinner = ctx.Process(target=_spin, args=(stop,), daemon=True)
         spinner.start()
     try:
-        out = subprocess.run([sys.executable, "-c", code, args], env=env, capture_output=True,
-                             text=True, check=True, cwd=os.getcwd())
+        done = subprocess.run([sys.executable, "-c", code, args], env=env, capture_output=True,
+                              text=True, check=True, cwd=os.getcwd())
     finally:
         if spinner is not None and stop is not None:
             stop.set()
             spinner.join(5)
-    result: dict[str, Any] = json.loads(out.stdout)
+    result: list[dict[str, Any]] = json.loads(done.stdout)
     return result
 
 
@@ -151,8 +157,10 @@ def _fmt_us(s: float) -> str:
 
 def run(steps: int = 10, busy: bool = False, warmup: int = 3) -> list[tuple[Setting, dict[str, Any]]]:
     """Every setting (and the busy ones when asked), in order."""
-    chosen = SETTINGS + BACK_TO_BACK + (BUSY_SETTINGS if busy else ())
-    return [(s, run_setting(s, steps=steps, warmup=warmup)) for s in chosen]
+    rows: list[tuple[Setting, dict[str, Any]]] = []
+    for group in GROUPS + (BUSY_GROUPS if busy else ()):
+        rows += list(zip(group, run_group(group, steps=steps, warmup=warmup)))
+    return rows
 
 
 def render(results: list[tuple[Setting, dict[str, Any]]], markdown: bool = False) -> str:
@@ -192,8 +200,9 @@ def section(steps: int = 10, busy: bool = False, markdown: bool = False) -> str:
     """The titled loop section that ``cdropout-bench`` prints."""
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     title = (f"Training loop: h = x @ W (256x4096 by 4096x4096 float32), then dropout(h, 0.5, out=h); "
-             f"{steps} steps after 3 warm-up steps, each setting in a fresh process; back to back: "
-             f"{10 * steps} calls; 1-min load average {load:.2f}")
+             f"{steps} steps after 3 warm-up steps, a setting and its num_threads=1 row alternating in one "
+             f"fresh process; back to back: {10 * steps} calls in blocks of 10; 1-min load average "
+             f"{load:.2f}")
     table = render(run(steps=steps, busy=busy), markdown=markdown)
     return f"## {title}\n\n{table}" if markdown else f"{title}\n{table}"
 
