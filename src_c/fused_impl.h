@@ -13,8 +13,9 @@
  * v1 issued during the Philox rounds, made a 64 Mi float32 in-place pass 1.40-1.45x the x *= s floor
  * against 1.11-1.18x without it (one thread, CPU time, AMD EPYC), so none is issued.
  *
- * Stores: out of place (y != x) and over a run of at least CD_NT_MIN_BYTES, the AVX-512 set writes
- * y with non-temporal stores: the output lines are then not read first. That took a 64 Mi float32
+ * Stores: out of place (y != x, no bit mask asked) and over a run of at least CD_NT_MIN_BYTES, the
+ * AVX-512 set writes y with non-temporal stores (fused_body_nt): the output lines are then not read
+ * first. That took a 64 Mi float32
  * out-of-place pass from 2.7x to 1.4x the in-place floor (one thread). In place they are slower
  * (1.24-1.32x against 1.11-1.15x: the lines were just read into the cache), and below the size of
  * the caches the output is better left in them, so both keep ordinary stores. */
@@ -120,6 +121,36 @@ static inline __attribute__((always_inline)) void fused_body(const cd_key *key, 
     }
 }
 
+#ifndef FUSED_NT_WINDOW
+#define FUSED_NT_WINDOW 1024 /* elements per streamed window: one extra block of gen per 128 */
+#endif
+
+/* The streamed form of fused_body (no bits_out): windows start at 64-byte lines of y, so every line
+ * of y is written whole, by non-temporal stores, except a partial first and last line. (Windows
+ * that followed the mask's 512-element chunks instead left a partial line, written with ordinary
+ * stores and so read from memory first, in every chunk of an array not aligned to 64 bytes: 2.4x
+ * slower.) Each window's mask bytes are generated for its own blocks. */
+static inline __attribute__((always_inline)) void fused_body_nt(const cd_key *key, uint64_t e0, const char *x,
+                                                                char *y, int64_t n, double s, size_t es,
+                                                                apply_fn apply_nt, int ties)
+{
+    gen_ctx c;
+    gen_ctx_init(&c, key);
+    uint8_t bytes[FUSED_NT_WINDOW / 8 + 1];
+    int64_t j = 0;
+    while (j < n) {
+        int64_t cnt = FUSED_NT_WINDOW;
+        if (j == 0 && ((uintptr_t)y & 63) != 0)
+            cnt = (int64_t)((64 - ((uintptr_t)y & 63)) / es); /* up to the first line of y */
+        if (cnt > n - j)
+            cnt = n - j;
+        const uint64_t g = e0 + (uint64_t)j, b = g >> 3;
+        gen_loop(&c, key, b, (int64_t)(((g + (uint64_t)cnt - 1) >> 3) - b + 1), bytes, ties);
+        apply_nt(x + (size_t)j * es, y + (size_t)j * es, cnt, bytes, (int)(g & 7), s);
+        j += cnt;
+    }
+}
+
 static inline __attribute__((always_inline)) void fused(const cd_key *key, uint64_t e0, const void *xv, void *yv,
                                                         int64_t n, double s, uint8_t *bits_out, size_t es,
                                                         apply_fn apply, apply_fn apply_nt)
@@ -129,17 +160,30 @@ static inline __attribute__((always_inline)) void fused(const cd_key *key, uint6
     if (n <= 0)
         return;
     /* keep-all and drop-all never reach a fused kernel: the driver handles them */
-    const int streamed = apply_nt != NULL && x != y && ((uintptr_t)y & (es - 1)) == 0 &&
+    const int streamed = apply_nt != NULL && x != y && bits_out == NULL && ((uintptr_t)y & (es - 1)) == 0 &&
                          (size_t)n * es >= CD_NT_MIN_BYTES;
-    if (streamed)
-        apply = apply_nt;
+    if (streamed && (((uintptr_t)y - (e0 & 7) * es) & 63) == 0) {
+        /* the 512-element chunks after the first start at lines of y: stream them as they come */
+        if (key->tlo != 0)
+            fused_body(key, e0, x, y, n, s, NULL, es, apply_nt, 1);
+        else
+            fused_body(key, e0, x, y, n, s, NULL, es, apply_nt, 0);
+        _mm_sfence(); /* streamed stores are weakly ordered: make them visible before returning */
+        return;
+    }
+    if (streamed) {
+        if (key->tlo != 0)
+            fused_body_nt(key, e0, x, y, n, s, es, apply_nt, 1);
+        else
+            fused_body_nt(key, e0, x, y, n, s, es, apply_nt, 0);
+        _mm_sfence(); /* streamed stores are weakly ordered: make them visible before returning */
+        return;
+    }
     if (key->tlo != 0) {
         fused_body(key, e0, x, y, n, s, bits_out, es, apply, 1);
     } else {
         fused_body(key, e0, x, y, n, s, bits_out, es, apply, 0);
     }
-    if (streamed)
-        _mm_sfence(); /* streamed stores are weakly ordered: make them visible before returning */
 }
 
 /* cd_gen_rows_fn: the key's round constants are set up once for all rows. */
