@@ -184,7 +184,9 @@ def layouts(dtype, seed):
     a = random_data((67, 1031), dtype, seed)
     b = random_data((6, 35, 41), dtype, seed + 1)
     c = random_data((37, 2100), dtype, seed + 2)  # transposed: several tiles along both axes
+    d = random_data((5, 7, 9, 130), dtype, seed + 3)
     return [
+        d.transpose(3, 2, 0, 1), d.transpose(3, 1, 0, 2)[:, ::-1], d.transpose(2, 3, 1, 0)[::-1, :, ::2],
         c.T, c[:, 3:2090].T[::-1], c[::-1, ::2].T,
         a, a.T, a[::-1], a[:, ::-1], a[::-1, ::-1], a[::2, ::3], a[:, ::2].T, a[5:60, 3:1000].T,
         np.asfortranarray(a), a.reshape(-1)[::-2],
