@@ -40,6 +40,7 @@ cdef extern from "cdropout.h" nogil:
     const char *cd_isa_name(int isa)
     int cd_have_openmp()
     int cd_default_threads()
+    int cd_last_threads()
 
 cdef extern from "philox.h" nogil:
     ctypedef struct cd_philox_ctr:
@@ -281,3 +282,8 @@ def have_openmp():
 
 def default_threads():
     return cd_default_threads()
+
+
+def last_threads():
+    """Threads the last call made on this thread ran on (1: the calling thread alone)."""
+    return cd_last_threads()

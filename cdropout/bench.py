@@ -74,6 +74,8 @@ from ._bench_report import (  # noqa: F401
 )
 from ._bench_run import Results, Row, run_size, time_call  # noqa: F401
 
+from . import _bench_loop
+
 QUICK_SIZES = (1 * KI, 64 * KI, 1 * MI, 4 * MI, 16 * MI)
 FULL_SIZES = (1 * KI, 4 * KI, 16 * KI, 64 * KI, 256 * KI, 1 * MI, 4 * MI, 16 * MI, 64 * MI, 128 * MI)
 PROG = "cdropout-bench"
@@ -176,6 +178,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--layouts", action="store_true",
                         help="time memory layouts instead (transposes, negative and inner strides, out= of "
                              "another layout) against the contiguous call")
+    _bench_loop.add_arguments(parser)
     return parser
 
 
@@ -248,6 +251,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if args.plot:
         plot(results, args.plot, cpu=cpu_model(), p=args.p)
         print(f"\nplot saved to {args.plot}", file=sys.stderr if args.markdown else sys.stdout)
+    _bench_loop.report(args)
     return 0
 
 

@@ -1,35 +1,13 @@
-/* The driver: splits an n-d array into contiguous inner runs and thread chunks, generates the
- * mask one L1-sized tile at a time and hands each tile to the selected kernel set. One pass
- * over the data, no temporaries beyond a tile of mask bytes on the stack. */
+/* The driver: walks an n-d array in the memory order of its output (dimensions reversed, sorted and
+ * merged), tracking each element's mask index m = mbase + sum idx[k] * mstrides[k]; splits the walk
+ * into inner runs and thread chunks, generates the mask one L1-sized tile at a time and hands each
+ * tile to the selected kernel set. Runs whose mask index steps by 1, 0 or -1 go straight to the
+ * kernels; transposed layouts are worked in 2-D tiles (do_tile). One pass over the data, no
+ * temporaries beyond tiles of mask bytes and a staging buffer on the stack. */
+#define _POSIX_C_SOURCE 200809L /* clock_gettime(CLOCK_THREAD_CPUTIME_ID): src_c/parallel_impl.h */
 #include <string.h>
 
 #include "cdropout.h"
-
-#ifdef _OPENMP
-#include <omp.h>
-#endif
-
-#if defined(_OPENMP) && defined(__unix__)
-/* GNU libgomp keeps its thread pool across fork() but the child has none of its threads: a
- * parallel region in a child of a process that had started a team waits forever. So a process
- * remembers whether it started a team, and a fork child of such a process runs every call on
- * the calling thread (same results: the mask does not depend on the thread count). */
-#include <pthread.h>
-#include <signal.h>
-#define CD_FORK_GUARD 1
-static volatile sig_atomic_t team_started = 0;
-static volatile sig_atomic_t pool_lost = 0;
-static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
-static void on_fork_child(void)
-{
-    if (team_started)
-        pool_lost = 1;
-}
-static void register_atfork(void)
-{
-    pthread_atfork(NULL, NULL, on_fork_child);
-}
-#endif
 
 /* A tile is 1024 elements = 128 blocks = 128 mask bytes; tiles start at global indices that are
  * multiples of CD_TILE (after a shorter first tile), so SIMD generators see whole groups. */
@@ -84,15 +62,6 @@ int cd_have_openmp(void)
     return 1;
 #else
     return 0;
-#endif
-}
-
-int cd_default_threads(void)
-{
-#ifdef _OPENMP
-    return omp_get_max_threads();
-#else
-    return 1;
 #endif
 }
 
@@ -159,6 +128,7 @@ typedef struct {
     int tiled;                     /* worked in tiles (do_tile) */
     int64_t nac, nbc, tile_units;  /* tiles along A and B; parallel_for elements per tile */
     int group;                     /* B's outer neighbour D continues B in the mask: tiles span both */
+    int xtiled;                    /* x is read across (do_xtile): its contiguous dimension is nd - 2 */
     int64_t gsz;                   /* B's length, times D's with group */
 } plan;
 
@@ -166,6 +136,9 @@ typedef struct {
  * 8) by CD_TB along the mask-contiguous dimension B (rows of CD_TB bits span at most 16 blocks, one
  * AVX-512 gen step). 42 KiB of stack. */
 #define CD_TA 1024
+/* x staged for an out= of another layout: CD_XR rows of x's contiguous dimension by CD_XA. */
+#define CD_XR 16
+#define CD_XA 256
 #define CD_TB 120
 
 static int64_t itemsize_of(int dtype)
@@ -343,10 +316,10 @@ static void run_forward(const plan *pl, const char *x, int64_t sx, char *y, int6
 }
 
 /* One inner run of n elements: the first at x, y with mask index m and C-order index i. */
-static void do_run(const plan *pl, const char *x, char *y, int64_t n, uint64_t m, int64_t i)
+static void do_run(const plan *pl, const char *x, int64_t sx, char *y, int64_t n, uint64_t m, int64_t i)
 {
     const int nd = pl->ndim;
-    const int64_t sx = pl->xs[nd - 1], sy = pl->ys[nd - 1], ms = pl->ms[nd - 1];
+    const int64_t sy = pl->ys[nd - 1], ms = pl->ms[nd - 1];
     if (pl->src == SRC_CONST || ms == 0) {
         if (x != NULL)
             apply_const(pl, x, sx, y, sy, n, mask_bit(pl, m));
@@ -396,7 +369,7 @@ static void do_range(const plan *pl, int64_t i0, int64_t i1)
         int64_t n = inner - col;
         if (n > i1 - i)
             n = i1 - i;
-        do_run(pl, x ? x + col * xi : NULL, y ? y + col * yi : NULL, n, m + (uint64_t)col * mi, i);
+        do_run(pl, x ? x + col * xi : NULL, xi, y ? y + col * yi : NULL, n, m + (uint64_t)col * mi, i);
         i += n;
         col = 0;
         for (int d = nd - 2; d >= 0; d--) {  /* next row: odometer step */
@@ -531,6 +504,27 @@ static void make_plan(plan *pl, const cd_op *op, int isa)
                     swap_dims(pl, e, e + 1);
                 pl->tiled = 1;
                 pl->permuted = 1;
+                break;
+            }
+    }
+    pl->xtiled = 0;
+    if (!pl->tiled && op->x != NULL && nd >= 2 && abs64(pl->xs[nd - 1]) > 8 * pl->itemsize) {
+        /* y's inner dimension strides across x, and x is contiguous along another dimension D (out=
+         * of another layout than x): x is staged a block of D at a time, read in its own order */
+        for (int d = nd - 2; d >= 0; d--)
+            if (abs64(pl->xs[d]) == pl->itemsize) {
+                if (pl->xs[d] < 0)
+                    flip_dim(pl, d);
+                for (int e = d; e < nd - 2; e++)
+                    swap_dims(pl, e, e + 1);
+                pl->xtiled = 1;
+                pl->permuted = 1;
+                pl->gsz = pl->shape[nd - 2];
+                pl->nac = (pl->shape[nd - 1] + CD_XA - 1) / CD_XA;
+                pl->nbc = (pl->gsz + CD_XR - 1) / CD_XR;
+                const int64_t na = pl->shape[nd - 1] < CD_XA ? pl->shape[nd - 1] : CD_XA;
+                const int64_t nr = pl->gsz < CD_XR ? pl->gsz : CD_XR;
+                pl->tile_units = (na * nr + CD_TILE - 1) / CD_TILE * CD_TILE;
                 break;
             }
     }
@@ -699,9 +693,26 @@ static void do_tile(const plan *pl, int64_t t)
                 col[(8 * k + c) * cs] = (uint8_t)(v >> (8 * c));
         }
     }
-    if (!pl->group && (na & 7) == 0 && xb == na * xa && yb == na * ya)
+    if (!pl->group && (na & 7) == 0 && xb == na * xa && yb == na * ya) {
         apply_run(pl, x + b0 * xb, xa, y + b0 * yb, ya, na * nb, cols, 0);
-    else
+    } else if (!pl->group && xb == pl->itemsize && abs64(xa) > 8 * pl->itemsize) {
+        /* x is contiguous along B (out= of another layout than x): stage blocks of x read in its
+         * own order, CD_XR B indices by CD_XA A indices at a time */
+        const int64_t es = pl->itemsize;
+        _Alignas(64) char buf[CD_XR * CD_XA * 8];
+        for (int64_t a1 = 0; a1 < na; a1 += CD_XA) {
+            const int64_t n1 = na - a1 < CD_XA ? na - a1 : CD_XA;
+            for (int64_t b1 = 0; b1 < nb; b1 += CD_XR) {
+                const int64_t m1 = nb - b1 < CD_XR ? nb - b1 : CD_XR;
+                const char *xs = x + a1 * xa + (b0 + b1) * xb;
+                for (int64_t a = 0; a < n1; a++)
+                    copy_strided(buf + a * es, n1 * es, xs + a * xa, es, m1, es);
+                for (int64_t b = 0; b < m1; b++)
+                    apply_run(pl, buf + b * n1 * es, es, y + a1 * ya + (b0 + b1 + b) * yb, ya, n1,
+                              cols + (b1 + b) * cs + (a1 >> 3), 0);
+            }
+        }
+    } else
         for (int64_t b = 0; b < nb; b++) {
             apply_run(pl, x + gd * xd + gb * xb, xa, y + gd * yd + gb * yb, ya, na, cols + b * cs, 0);
             if (++gb == nbb) {
@@ -712,45 +723,8 @@ static void do_tile(const plan *pl, int64_t t)
 }
 
 
-typedef void (*chunk_fn)(const void *ctx, int64_t i0, int64_t i1);
+#include "parallel_impl.h"
 
-/* Split [0, n) over at most ex->nthreads threads, each with at least ex->min_per_thread
- * elements, in chunks aligned to CD_TILE (so no two threads share a byte of a packed mask), and
- * call fn once per chunk. An array too small for two chunks runs on the calling thread without
- * waking the OpenMP pool. */
-static void parallel_for(int64_t n, const cd_exec *ex, chunk_fn fn, const void *ctx)
-{
-    const int64_t tiles = (n + CD_TILE - 1) / CD_TILE;
-    const int64_t min = ex->min_per_thread > CD_TILE ? ex->min_per_thread : CD_TILE;
-    int64_t nt = ex->nthreads > 0 ? ex->nthreads : cd_default_threads();
-    if (nt > n / min)
-        nt = n / min;
-#ifdef CD_FORK_GUARD
-    pthread_once(&atfork_once, register_atfork);
-    if (pool_lost)
-        nt = 1;
-    else if (nt > 1)
-        team_started = 1;
-#endif
-    if (nt <= 1) {
-        if (n > 0)
-            fn(ctx, 0, n);
-        return;
-    }
-#ifdef _OPENMP
-#pragma omp parallel num_threads((int)nt)
-    {
-        int64_t t = omp_get_thread_num(), T = omp_get_num_threads();
-#else
-    for (int64_t t = 0, T = nt; t < T; t++) {
-#endif
-        int64_t i0 = tiles * t / T * CD_TILE, i1 = tiles * (t + 1) / T * CD_TILE;
-        if (i1 > n)
-            i1 = n;
-        if (i0 < i1)
-            fn(ctx, i0, i1);
-    }
-}
 
 static void run_chunk(const void *ctx, int64_t i0, int64_t i1)
 {
@@ -758,6 +732,47 @@ static void run_chunk(const void *ctx, int64_t i0, int64_t i1)
 }
 
 /* Chunk [i0, i1) of the units of a tiled plan: the tiles whose first unit lies in it. */
+/* Tile t of an x-staged plan: CD_XA elements along y's inner dimension A by CD_XR along D, where x
+ * is contiguous. x's block is copied into a buffer in y's order (reading x in its own memory
+ * order), then each row along A is one run from the buffer. */
+static void do_xtile(const plan *pl, int64_t t)
+{
+    const int nd = pl->ndim;
+    const int64_t es = pl->itemsize;
+    const int64_t ia = t % pl->nac, ir = t / pl->nac % pl->nbc;
+    int64_t o = t / pl->nac / pl->nbc;
+    const char *x = pl->x;
+    char *y = pl->y;
+    uint64_t m = pl->mbase;
+    for (int d = nd - 3; d >= 0; d--) {
+        int64_t k = o % pl->shape[d];
+        o /= pl->shape[d];
+        x += k * pl->xs[d];
+        y += k * pl->ys[d];
+        m += (uint64_t)k * (uint64_t)pl->ms[d];
+    }
+    const int64_t a0 = ia * CD_XA, r0 = ir * CD_XR;
+    const int64_t na = pl->shape[nd - 1] - a0 < CD_XA ? pl->shape[nd - 1] - a0 : CD_XA;
+    const int64_t nr = pl->gsz - r0 < CD_XR ? pl->gsz - r0 : CD_XR;
+    const int64_t xa = pl->xs[nd - 1], xr = pl->xs[nd - 2]; /* xr == es */
+    x += a0 * xa + r0 * xr;
+    y += a0 * pl->ys[nd - 1] + r0 * pl->ys[nd - 2];
+    m += (uint64_t)a0 * (uint64_t)pl->ms[nd - 1] + (uint64_t)r0 * (uint64_t)pl->ms[nd - 2];
+    _Alignas(64) char buf[CD_XR * CD_XA * 8];
+    for (int64_t a = 0; a < na; a++)            /* x's nr contiguous elements at each a */
+        copy_strided(buf + a * es, na * es, x + a * xa, es, nr, es);
+    for (int64_t r = 0; r < nr; r++)
+        do_run(pl, buf + r * na * es, es, y + r * pl->ys[nd - 2], na, m + (uint64_t)r * (uint64_t)pl->ms[nd - 2], 0);
+}
+
+static void xtile_chunk(const void *ctx, int64_t i0, int64_t i1)
+{
+    const plan *pl = (const plan *)ctx;
+    const int64_t u = pl->tile_units;
+    for (int64_t t = (i0 + u - 1) / u; t < (i1 + u - 1) / u; t++)
+        do_xtile(pl, t);
+}
+
 static void tile_chunk(const void *ctx, int64_t i0, int64_t i1)
 {
     const plan *pl = (const plan *)ctx;
@@ -788,7 +803,9 @@ int cd_run(const cd_op *op, const cd_exec *ex)
     }
     if (op->bits_out != NULL && pl.src == SRC_CONST)
         memset(op->bits_out, pl.keep_const ? 0xff : 0x00, (size_t)((n + 7) >> 3));
-    if (pl.tiled)
+    if (pl.xtiled)
+        parallel_for(pl.nac * pl.nbc * (n / pl.shape[pl.ndim - 1] / pl.gsz) * pl.tile_units, ex, xtile_chunk, &pl);
+    else if (pl.tiled)
         parallel_for(pl.nac * pl.nbc * (n / pl.shape[pl.ndim - 1] / pl.gsz) * pl.tile_units, ex,
                      tile_chunk, &pl);
     else if (op->x != NULL || pl.src != SRC_CONST)

@@ -59,6 +59,10 @@ void cd_scale(int dtype, void *y, int64_t n, double s, const cd_exec *ex);
 int cd_best_isa(void);
 const char *cd_isa_name(int isa);
 int cd_have_openmp(void);
+/* The default thread count of a call: omp_get_max_threads() (OMP_NUM_THREADS, threadpoolctl),
+ * clamped as an explicit count is (see src_c/parallel_impl.h). */
 int cd_default_threads(void);
+/* How many threads the last call made on the calling thread ran on (for tests and benchmarks). */
+int cd_last_threads(void);
 
 #endif

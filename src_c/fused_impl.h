@@ -8,21 +8,91 @@
  * which writes the keep bytes of the 64 blocks b .. b + 63 and prefetches the 512 elements of
  * element size es at pf (NULL: none) while its Philox rounds run.
  *
- * In chunks of 64 blocks (512 elements): gen into a 64-byte buffer, then apply. The input
- * PF_AHEAD chunks later is prefetched during the arithmetic, so the memory system stays busy. Out
- * of cache (128 Mi float32, one thread) this took the time from 1.8x to about 1.2x the x *= s
- * floor; the distance (1..6 chunks) made no measurable difference. */
+ * In chunks of 64 blocks (512 elements): gen into a 64-byte buffer, then apply. The hardware
+ * prefetchers follow this stream well: a software prefetch of the input some chunks ahead, which
+ * v1 issued during the Philox rounds, made a 64 Mi float32 in-place pass 1.40-1.45x the x *= s floor
+ * against 1.11-1.18x without it (one thread, CPU time, AMD EPYC), so none is issued.
+ *
+ * Stores: out of place (y != x, no bit mask asked) and over a run of at least CD_NT_MIN_BYTES, the
+ * AVX-512 set writes y with non-temporal stores (fused_body_nt): the output lines are then not read
+ * first. That took a 64 Mi float32
+ * out-of-place pass from 2.7x to 1.4x the in-place floor (one thread). In place they are slower
+ * (1.24-1.32x against 1.11-1.15x: the lines were just read into the cache), and below the size of
+ * the caches the output is better left in them, so both keep ordinary stores. */
 #ifndef CDROPOUT_FUSED_IMPL_H
 #define CDROPOUT_FUSED_IMPL_H
 
+#include <stdint.h>
 #include <string.h>
 
 #define FUSED_CHUNK 512
-#ifndef PF_AHEAD
-#define PF_AHEAD 3
+#ifndef CD_NT_MIN_BYTES
+#define CD_NT_MIN_BYTES ((size_t)16 << 20)
 #endif
 
 typedef void (*apply_fn)(const void *, void *, int64_t, const uint8_t *, int, double);
+
+#if defined(__AVX512F__)
+/* 16 (8) mask bits from bit q of b; reads only bytes that hold some of them. */
+static inline uint32_t bits16_at(const uint8_t *b, int64_t q)
+{
+    const uint8_t *p = b + (q >> 3);
+    const int r = (int)(q & 7);
+    uint32_t v = (uint32_t)p[0] | (uint32_t)p[1] << 8;
+    if (r)
+        v |= (uint32_t)p[2] << 16;
+    return (v >> r) & 0xffffu;
+}
+
+static inline uint32_t bits8_at(const uint8_t *b, int64_t q)
+{
+    const uint8_t *p = b + (q >> 3);
+    const int r = (int)(q & 7);
+    uint32_t v = p[0];
+    if (r)
+        v |= (uint32_t)p[1] << 8;
+    return (v >> r) & 0xffu;
+}
+
+/* apply_f32 / apply_f64 with non-temporal stores: ordinary apply up to the first 64-byte line of y,
+ * streamed whole vectors, ordinary apply for the tail. Same values, same bits. */
+static void apply_f32_nt(const void *xv, void *yv, int64_t n, const uint8_t *bits, int phase, double sd)
+{
+    const float *x = (const float *)xv;
+    float *y = (float *)yv;
+    int64_t h = (int64_t)(((64 - ((uintptr_t)y & 63)) & 63) / 4), j;
+    if (h > n)
+        h = n;
+    if (h > 0)
+        apply_f32(x, y, h, bits, phase, sd);
+    const __m512 s = _mm512_set1_ps((float)sd);
+    for (j = h; j + 16 <= n; j += 16)
+        _mm512_stream_ps(y + j, _mm512_maskz_mul_ps((__mmask16)bits16_at(bits, phase + j), _mm512_loadu_ps(x + j), s));
+    if (j < n)
+        apply_f32(x + j, y + j, n - j, bits + ((phase + j) >> 3), (int)((phase + j) & 7), sd);
+}
+
+static void apply_f64_nt(const void *xv, void *yv, int64_t n, const uint8_t *bits, int phase, double sd)
+{
+    const double *x = (const double *)xv;
+    double *y = (double *)yv;
+    int64_t h = (int64_t)(((64 - ((uintptr_t)y & 63)) & 63) / 8), j;
+    if (h > n)
+        h = n;
+    if (h > 0)
+        apply_f64(x, y, h, bits, phase, sd);
+    const __m512d s = _mm512_set1_pd(sd);
+    for (j = h; j + 8 <= n; j += 8)
+        _mm512_stream_pd(y + j, _mm512_maskz_mul_pd((__mmask8)bits8_at(bits, phase + j), _mm512_loadu_pd(x + j), s));
+    if (j < n)
+        apply_f64(x + j, y + j, n - j, bits + ((phase + j) >> 3), (int)((phase + j) & 7), sd);
+}
+#define FUSED_NT_F32 apply_f32_nt
+#define FUSED_NT_F64 apply_f64_nt
+#else
+#define FUSED_NT_F32 NULL
+#define FUSED_NT_F64 NULL
+#endif
 
 static inline __attribute__((always_inline)) void fused_body(const cd_key *key, uint64_t e0, const char *x,
                                                              char *y, int64_t n, double s, uint8_t *bits_out,
@@ -34,20 +104,16 @@ static inline __attribute__((always_inline)) void fused_body(const cd_key *key, 
     int ph = (int)(e0 & 7);
     uint64_t b = e0 >> 3;
     const uint64_t bfirst = b;
-    const int64_t ahead = PF_AHEAD * FUSED_CHUNK;
     for (int64_t j = 0; j < n;) {
         int64_t cnt = FUSED_CHUNK - ph;
         if (cnt > n - j)
             cnt = n - j;
         int64_t nb = (ph + cnt + 7) >> 3;
         uint8_t *bytes = bits_out != NULL ? bits_out + (b - bfirst) : buf;
-        if (nb == 64) {
-            /* prefetch only inside [0, n) */
-            const char *pf = j + ahead + FUSED_CHUNK <= n ? x + (size_t)(j + ahead) * es : NULL;
-            fused_gen_chunk(&c, key, b, bytes, ties, pf, es);
-        } else {
+        if (nb == 64)
+            fused_gen_chunk(&c, key, b, bytes, ties, NULL, es);
+        else
             gen_loop(&c, key, b, nb, bytes, ties);
-        }
         apply(x + (size_t)j * es, y + (size_t)j * es, cnt, bytes, ph, s);
         j += cnt;
         b += (uint64_t)nb;
@@ -55,59 +121,93 @@ static inline __attribute__((always_inline)) void fused_body(const cd_key *key, 
     }
 }
 
+#ifndef FUSED_NT_WINDOW
+#define FUSED_NT_WINDOW 1024 /* elements per streamed window: one extra block of gen per 128 */
+#endif
+
+/* The streamed form of fused_body (no bits_out): windows start at 64-byte lines of y, so every line
+ * of y is written whole, by non-temporal stores, except a partial first and last line. (Windows
+ * that followed the mask's 512-element chunks instead left a partial line, written with ordinary
+ * stores and so read from memory first, in every chunk of an array not aligned to 64 bytes: 2.4x
+ * slower.) Each window's mask bytes are generated for its own blocks. */
+static inline __attribute__((always_inline)) void fused_body_nt(const cd_key *key, uint64_t e0, const char *x,
+                                                                char *y, int64_t n, double s, size_t es,
+                                                                apply_fn apply_nt, int ties)
+{
+    gen_ctx c;
+    gen_ctx_init(&c, key);
+    uint8_t bytes[FUSED_NT_WINDOW / 8 + 1];
+    int64_t j = 0;
+    while (j < n) {
+        int64_t cnt = FUSED_NT_WINDOW;
+        if (j == 0 && ((uintptr_t)y & 63) != 0)
+            cnt = (int64_t)((64 - ((uintptr_t)y & 63)) / es); /* up to the first line of y */
+        if (cnt > n - j)
+            cnt = n - j;
+        const uint64_t g = e0 + (uint64_t)j, b = g >> 3;
+        gen_loop(&c, key, b, (int64_t)(((g + (uint64_t)cnt - 1) >> 3) - b + 1), bytes, ties);
+        apply_nt(x + (size_t)j * es, y + (size_t)j * es, cnt, bytes, (int)(g & 7), s);
+        j += cnt;
+    }
+}
+
 static inline __attribute__((always_inline)) void fused(const cd_key *key, uint64_t e0, const void *xv, void *yv,
                                                         int64_t n, double s, uint8_t *bits_out, size_t es,
-                                                        apply_fn apply)
+                                                        apply_fn apply, apply_fn apply_nt)
 {
     const char *x = (const char *)xv;
     char *y = (char *)yv;
     if (n <= 0)
         return;
-    if (key->tlo != 0)
-        fused_body(key, e0, x, y, n, s, bits_out, es, apply, 1);
-    else
-        fused_body(key, e0, x, y, n, s, bits_out, es, apply, 0);
-}
-
-/* cd_gen_rows_fn: the key's round constants are set up once for all rows. */
-static void gen_rows_simd(const cd_key *key, uint64_t m0, uint64_t mstride, int64_t nrows, int64_t nbits,
-                          uint8_t *out, int64_t ostride)
-{
-    gen_ctx c;
-    gen_ctx_init(&c, key);
-    const int ties = key->tlo != 0;
-    for (int64_t r = 0; r < nrows; r++) {
-        uint64_t m = m0 + (uint64_t)r * mstride, b = m >> 3;
-        int64_t nb = (int64_t)(((m + (uint64_t)nbits - 1) >> 3) - b + 1);
-        if (ties)
-            gen_loop(&c, key, b, nb, out + r * ostride, 1);
+    /* keep-all and drop-all never reach a fused kernel: the driver handles them */
+    const int streamed = apply_nt != NULL && x != y && bits_out == NULL && ((uintptr_t)y & (es - 1)) == 0 &&
+                         (size_t)n * es >= CD_NT_MIN_BYTES;
+    if (streamed && (((uintptr_t)y - (e0 & 7) * es) & 63) == 0) {
+        /* the 512-element chunks after the first start at lines of y: stream them as they come */
+        if (key->tlo != 0)
+            fused_body(key, e0, x, y, n, s, NULL, es, apply_nt, 1);
         else
-            gen_loop(&c, key, b, nb, out + r * ostride, 0);
+            fused_body(key, e0, x, y, n, s, NULL, es, apply_nt, 0);
+        _mm_sfence(); /* streamed stores are weakly ordered: make them visible before returning */
+        return;
+    }
+    if (streamed) {
+        if (key->tlo != 0)
+            fused_body_nt(key, e0, x, y, n, s, es, apply_nt, 1);
+        else
+            fused_body_nt(key, e0, x, y, n, s, es, apply_nt, 0);
+        _mm_sfence(); /* streamed stores are weakly ordered: make them visible before returning */
+        return;
+    }
+    if (key->tlo != 0) {
+        fused_body(key, e0, x, y, n, s, bits_out, es, apply, 1);
+    } else {
+        fused_body(key, e0, x, y, n, s, bits_out, es, apply, 0);
     }
 }
 
 static void fused_f16(const cd_key *key, uint64_t e0, const void *x, void *y, int64_t n, double s,
                       uint8_t *bits_out)
 {
-    fused(key, e0, x, y, n, s, bits_out, 2, apply_f16);
+    fused(key, e0, x, y, n, s, bits_out, 2, apply_f16, NULL);
 }
 
 static void fused_f32(const cd_key *key, uint64_t e0, const void *x, void *y, int64_t n, double s,
                       uint8_t *bits_out)
 {
-    fused(key, e0, x, y, n, s, bits_out, 4, apply_f32);
+    fused(key, e0, x, y, n, s, bits_out, 4, apply_f32, FUSED_NT_F32);
 }
 
 static void fused_f64(const cd_key *key, uint64_t e0, const void *x, void *y, int64_t n, double s,
                       uint8_t *bits_out)
 {
-    fused(key, e0, x, y, n, s, bits_out, 8, apply_f64);
+    fused(key, e0, x, y, n, s, bits_out, 8, apply_f64, FUSED_NT_F64);
 }
 
 static void fused_bf16(const cd_key *key, uint64_t e0, const void *x, void *y, int64_t n, double s,
                        uint8_t *bits_out)
 {
-    fused(key, e0, x, y, n, s, bits_out, 2, apply_bf16);
+    fused(key, e0, x, y, n, s, bits_out, 2, apply_bf16, NULL);
 }
 
 #endif
