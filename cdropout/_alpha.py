@@ -1,7 +1,7 @@
 """Alpha dropout for self-normalizing (SELU) networks: alpha_dropout, feature_alpha_dropout."""
 from __future__ import annotations
 
-from typing import Any, Optional, Sequence, Tuple, Union
+from typing import Any, Optional, Sequence, Tuple, Union, overload
 
 import numpy as np
 
@@ -50,6 +50,16 @@ def _alpha(x: Any, p: float, ns: Any, seed: SeedLike, stream: Optional[int], off
     return y, mask_result(form, seed_, stream_, offset, p, mshape, True, "alpha", None, bits, x.shape)
 
 
+@overload
+def alpha_dropout(x: Any, p: float = ..., *, seed: SeedLike = ..., stream: Optional[int] = ...,
+                  offset: int = ..., training: bool = ..., out: Optional[np.ndarray] = ...,
+                  return_mask: None = ..., num_threads: Optional[int] = ...,
+                  noise_shape: Optional[Sequence[int]] = ...) -> np.ndarray: ...
+@overload
+def alpha_dropout(x: Any, p: float = ..., *, seed: SeedLike = ..., stream: Optional[int] = ...,
+                  offset: int = ..., training: bool = ..., out: Optional[np.ndarray] = ..., return_mask: str,
+                  num_threads: Optional[int] = ...,
+                  noise_shape: Optional[Sequence[int]] = ...) -> Tuple[np.ndarray, Any]: ...
 def alpha_dropout(
     x: Any,
     p: float = 0.5,
@@ -107,6 +117,14 @@ def alpha_dropout(
     return _alpha(x, p, noise_shape, seed, stream, offset, training, out, return_mask, num_threads)
 
 
+@overload
+def feature_alpha_dropout(x: Any, p: float = ..., *, seed: SeedLike = ..., stream: Optional[int] = ...,
+                          offset: int = ..., training: bool = ..., out: Optional[np.ndarray] = ...,
+                          return_mask: None = ..., num_threads: Optional[int] = ...) -> np.ndarray: ...
+@overload
+def feature_alpha_dropout(x: Any, p: float = ..., *, seed: SeedLike = ..., stream: Optional[int] = ...,
+                          offset: int = ..., training: bool = ..., out: Optional[np.ndarray] = ...,
+                          return_mask: str, num_threads: Optional[int] = ...) -> Tuple[np.ndarray, Any]: ...
 def feature_alpha_dropout(
     x: Any,
     p: float = 0.5,

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import math
-from typing import Any, Optional, Sequence, Tuple, Union
+from typing import Any, Optional, Sequence, Tuple, Union, overload
 
 import numpy as np
 
@@ -79,6 +79,15 @@ def gaussian_noise(
     return _noise(seed_, stream_, offset, p, dims, dt)
 
 
+@overload
+def gaussian_dropout(x: Any, p: float = ..., *, seed: SeedLike = ..., stream: Optional[int] = ...,
+                     offset: int = ..., training: bool = ..., out: Optional[np.ndarray] = ...,
+                     return_mask: None = ..., noise_shape: Optional[Sequence[int]] = ...) -> np.ndarray: ...
+@overload
+def gaussian_dropout(x: Any, p: float = ..., *, seed: SeedLike = ..., stream: Optional[int] = ...,
+                     offset: int = ..., training: bool = ..., out: Optional[np.ndarray] = ...,
+                     return_mask: str,
+                     noise_shape: Optional[Sequence[int]] = ...) -> Tuple[np.ndarray, Any]: ...
 def gaussian_dropout(
     x: Any,
     p: float = 0.5,

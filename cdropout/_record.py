@@ -28,6 +28,7 @@ KINDS = {
 }
 
 Index = Tuple[Shape, Shape]
+_setattr = object.__setattr__  # records are immutable: their own fields are set through this
 
 
 def threshold(p: float) -> int:
@@ -159,8 +160,15 @@ class MaskKey(_Record):
               index: Optional[Index] = None) -> "MaskKey":
         """A key from values the library has already checked (no validation)."""
         k = object.__new__(cls)
-        k._set(seed=seed, stream=stream, offset=offset, p=p, shape=shape, scale=scale, kind=kind,
-               version=FORMAT_VERSION, index=index)
+        _setattr(k, "seed", seed)
+        _setattr(k, "stream", stream)
+        _setattr(k, "offset", offset)
+        _setattr(k, "p", p)
+        _setattr(k, "shape", shape)
+        _setattr(k, "scale", scale)
+        _setattr(k, "kind", kind)
+        _setattr(k, "version", FORMAT_VERSION)
+        _setattr(k, "index", index)
         return k
 
     def _fields(self) -> tuple:
@@ -276,7 +284,13 @@ class BitMask(_Record):
         """A bit mask from values the library has already checked (`data` is taken, made read-only)."""
         m = object.__new__(cls)
         data.flags.writeable = False
-        m._set(data=data, shape=shape, p=p, scale=scale, kind=kind, version=FORMAT_VERSION, offset=offset)
+        _setattr(m, "data", data)
+        _setattr(m, "shape", shape)
+        _setattr(m, "p", p)
+        _setattr(m, "scale", scale)
+        _setattr(m, "kind", kind)
+        _setattr(m, "version", FORMAT_VERSION)
+        _setattr(m, "offset", offset)
         return m
 
     def __reduce__(self) -> Any:

@@ -5,7 +5,7 @@ broadcast by the core with zero mask strides (no temporary the size of the array
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Optional, Protocol, Sequence, Tuple, Union, cast, overload
 
 import numpy as np
 
@@ -97,11 +97,34 @@ def _channel_dropout(spatial: int) -> Callable[..., Result]:
     return channel_dropout
 
 
-dropout1d = _channel_dropout(1)
-dropout2d = _channel_dropout(2)
-dropout3d = _channel_dropout(3)
+class _ChannelDropout(Protocol):
+    """The type of dropout1d/2d/3d: an array without return_mask, a tuple with it."""
+
+    @overload
+    def __call__(self, x: Any, p: float = ..., *, seed: SeedLike = ..., stream: Optional[int] = ...,
+                 offset: int = ..., training: bool = ..., out: Optional[np.ndarray] = ...,
+                 return_mask: None = ..., num_threads: Optional[int] = ..., scale: bool = ...) -> np.ndarray: ...
+    @overload
+    def __call__(self, x: Any, p: float = ..., *, seed: SeedLike = ..., stream: Optional[int] = ...,
+                 offset: int = ..., training: bool = ..., out: Optional[np.ndarray] = ...,
+                 return_mask: str, num_threads: Optional[int] = ..., scale: bool = ...) -> Tuple[np.ndarray, Any]: ...
 
 
+dropout1d = cast(_ChannelDropout, _channel_dropout(1))
+dropout2d = cast(_ChannelDropout, _channel_dropout(2))
+dropout3d = cast(_ChannelDropout, _channel_dropout(3))
+
+
+@overload
+def variational_dropout(x: Any, p: float = ..., *, time_axis: Union[int, Sequence[int]] = ...,
+                        seed: SeedLike = ..., stream: Optional[int] = ..., offset: int = ...,
+                        training: bool = ..., out: Optional[np.ndarray] = ..., return_mask: None = ...,
+                        num_threads: Optional[int] = ..., scale: bool = ...) -> np.ndarray: ...
+@overload
+def variational_dropout(x: Any, p: float = ..., *, time_axis: Union[int, Sequence[int]] = ...,
+                        seed: SeedLike = ..., stream: Optional[int] = ..., offset: int = ...,
+                        training: bool = ..., out: Optional[np.ndarray] = ..., return_mask: str,
+                        num_threads: Optional[int] = ..., scale: bool = ...) -> Tuple[np.ndarray, Any]: ...
 def variational_dropout(
     x: Any,
     p: float = 0.5,
@@ -158,6 +181,14 @@ def variational_dropout(
                    return_mask=return_mask, num_threads=num_threads, noise_shape=ns, scale=scale)
 
 
+@overload
+def drop_path(x: Any, p: float, *, training: bool = ..., scale_by_keep: bool = ..., seed: SeedLike = ...,
+              stream: Optional[int] = ..., offset: int = ..., out: Optional[np.ndarray] = ...,
+              return_mask: None = ..., num_threads: Optional[int] = ...) -> np.ndarray: ...
+@overload
+def drop_path(x: Any, p: float, *, training: bool = ..., scale_by_keep: bool = ..., seed: SeedLike = ...,
+              stream: Optional[int] = ..., offset: int = ..., out: Optional[np.ndarray] = ...,
+              return_mask: str, num_threads: Optional[int] = ...) -> Tuple[np.ndarray, Any]: ...
 def drop_path(
     x: Any,
     p: float,

@@ -39,7 +39,7 @@ def layouts() -> List[Layout]:
             v = f(a2)
             if out_order == "reversed":
                 return v, np.empty_like(a2)[::-1, ::-1]
-            return v, np.empty(v.shape, v.dtype, order=out_order)
+            return v, np.empty(v.shape, v.dtype, order="F" if out_order == "F" else "C")
         return make
 
     return [
@@ -103,7 +103,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     load = os.getloadavg()
     rows = run(args.threads, args.rounds, args.number)
     print(f"float32, 1 Mi elements per layout (3-D: 64 x 64 x 256), load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
-    print("| layout | threads | cdropout (us) | np.multiply(v, c, out=v) (us) | cdropout per element vs contiguous |")
+    print("| layout | threads | cdropout (us) | `np.multiply(x, c, out=out)` (us) | cdropout per element vs contiguous |")
     print("|---|---:|---:|---:|---:|")
     for name, t, us, np_us, ratio in rows:
         print(f"| `{name}` | {t} | {us:,.0f} | {np_us:,.0f} | {ratio:.2f}x |")

@@ -56,8 +56,8 @@ class Dropout:
     Notes
     -----
     A forward in eval mode (without `mc`) returns its input itself, as PyTorch does
-    (``x * (1-p)`` with ``scale=False``), draws no stream and forgets the stored mask: :meth:`backward` then raises, as it does
-    before any forward. The masks depend only on the generator's seed and stream numbers, so
+    (``x * (1-p)`` with ``scale=False``), draws no stream and forgets the stored mask:
+    :meth:`backward` then raises, as it does before any forward. The masks depend only on the generator's seed and stream numbers, so
     :meth:`get_state`/:meth:`set_state` (or pickling the layer) resume a run with the same masks.
 
     Examples
