@@ -1,6 +1,9 @@
-/* The driver: splits an n-d array into contiguous inner runs and thread chunks, generates the
- * mask one L1-sized tile at a time and hands each tile to the selected kernel set. One pass
- * over the data, no temporaries beyond a tile of mask bytes on the stack. */
+/* The driver: walks an n-d array in the memory order of its output (dimensions reversed, sorted and
+ * merged), tracking each element's mask index m = mbase + sum idx[k] * mstrides[k]; splits the walk
+ * into inner runs and thread chunks, generates the mask one L1-sized tile at a time and hands each
+ * tile to the selected kernel set. Runs whose mask index steps by 1, 0 or -1 go straight to the
+ * kernels; transposed layouts are worked in 2-D tiles (do_tile). One pass over the data, no
+ * temporaries beyond tiles of mask bytes and a staging buffer on the stack. */
 #include <string.h>
 
 #include "cdropout.h"

@@ -69,23 +69,6 @@ static inline __attribute__((always_inline)) void fused(const cd_key *key, uint6
         fused_body(key, e0, x, y, n, s, bits_out, es, apply, 0);
 }
 
-/* cd_gen_rows_fn: the key's round constants are set up once for all rows. */
-static void gen_rows_simd(const cd_key *key, uint64_t m0, uint64_t mstride, int64_t nrows, int64_t nbits,
-                          uint8_t *out, int64_t ostride)
-{
-    gen_ctx c;
-    gen_ctx_init(&c, key);
-    const int ties = key->tlo != 0;
-    for (int64_t r = 0; r < nrows; r++) {
-        uint64_t m = m0 + (uint64_t)r * mstride, b = m >> 3;
-        int64_t nb = (int64_t)(((m + (uint64_t)nbits - 1) >> 3) - b + 1);
-        if (ties)
-            gen_loop(&c, key, b, nb, out + r * ostride, 1);
-        else
-            gen_loop(&c, key, b, nb, out + r * ostride, 0);
-    }
-}
-
 static void fused_f16(const cd_key *key, uint64_t e0, const void *x, void *y, int64_t n, double s,
                       uint8_t *bits_out)
 {
