@@ -1,6 +1,6 @@
 """pytest-benchmark suite of cdropout's benchmark cases (``pytest bench/``; CI does not run it).
 
-The cases are those of ``python -m cdropout.bench`` (``cdropout.bench.CASES``), parametrized over
+The cases are those of ``cdropout-bench`` (``cdropout.bench.all_cases()``), parametrized over
 sizes and thread counts, which two options choose:
 
     pytest bench/ --bench-sizes 1Ki,1Mi --bench-threads 1,2
@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import pytest
 
-from cdropout.bench import CASES, Workload, fmt_size, parse_size, torch_version
+from cdropout.bench import Workload, all_cases, fmt_size, parse_size, torch_version
 
 DEFAULT_SIZES = "1Ki,64Ki,1Mi,16Mi"
 
@@ -45,7 +45,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     has_torch = torch_version() is not None
     params = []
     for n in sizes:
-        for case in CASES:
+        for case in all_cases():
             for t in (threads if case.threaded else [1]):
                 marks = [no_torch] if case.needs_torch and not has_torch else []
                 ident = f"{fmt_size(n).replace(' ', '')}-{case.key}-t{t}"

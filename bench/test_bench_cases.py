@@ -1,4 +1,4 @@
-"""Every case of ``python -m cdropout.bench`` timed with pytest-benchmark (see conftest.py)."""
+"""Every case of ``cdropout-bench`` timed with pytest-benchmark (see conftest.py)."""
 from __future__ import annotations
 
 import numpy as np
@@ -7,6 +7,11 @@ from cdropout.bench import Case, Workload, fmt_size
 
 
 def test_case(benchmark, work: Workload, case: Case, threads: int) -> None:  # type: ignore[no-untyped-def]
+    with case.entered():  # e.g. the torch case restores torch.set_num_threads afterwards
+        _run(benchmark, work, case, threads)
+
+
+def _run(benchmark, work: Workload, case: Case, threads: int) -> None:  # type: ignore[no-untyped-def]
     call = case.make(work, threads)
     benchmark.group = f"{fmt_size(work.n)} float32, p={work.p}"
     benchmark.extra_info.update(elements=work.n, threads=threads, case=case.label)

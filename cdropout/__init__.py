@@ -4,6 +4,14 @@ The mask of element ``e`` depends only on (seed, stream, e, p) through Philox4x3
 (docs/stream-format.md), so results are identical for any thread count, SIMD path or machine,
 and the backward can regenerate the mask from a key instead of storing it.
 """
+from ._version import __version__
+
+try:
+    from . import _core  # the compiled extension; everything below needs it
+except ImportError as _exc:  # pragma: no cover - exercised by tests/test_import_message.py
+    from ._source_tree import not_built_message
+
+    raise ImportError(not_built_message(__path__[0], _exc)) from _exc
 from ._api import dropout, dropout_backward, philox4x32
 from ._config import simd_info
 from ._record import FORMAT_VERSION, BitMask, MaskKey
@@ -22,8 +30,6 @@ from .variants import (
     gaussian_noise,
     variational_dropout,
 )
-
-__version__ = "0.1.0"
 
 __all__ = [
     "FORMAT_VERSION",

@@ -75,7 +75,7 @@ def alpha_coefficients(p: float) -> Tuple[float, float, float]:
 
     Examples
     --------
-    >>> from cdropout._alpha_constants import alpha_coefficients
+    >>> from cdropout._alpha_constants import ALPHA_PRIME, alpha_coefficients
     >>> alpha_coefficients(0.0) == (1.0, 0.0, ALPHA_PRIME)
     True
     >>> [x.hex() for x in alpha_coefficients(0.5)]

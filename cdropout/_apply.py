@@ -15,6 +15,7 @@ from typing import Optional, Tuple, Union
 import numpy as np
 
 from . import _config, _core
+from ._bf16 import round_to_bfloat16
 from ._checks import Shape
 from ._record import BitMask, Index, MaskKey, gen_bits, packed_size, threshold
 
@@ -42,12 +43,18 @@ def constants(p: float, code: int, scale: bool) -> Tuple[float, int]:
     if c is None:
         if len(_CONSTANTS) >= 1024:  # bounded: a schedule of many p values must not grow it
             _CONSTANTS.clear()
-        c = _CONSTANTS[key] = (_scale(p, _DTYPES[code], scale), threshold(p))
+        if code == 3:  # bfloat16
+            s = in_dtype(1.0 / (1.0 - p), 3) if scale and p < 1.0 else 1.0
+        else:
+            s = _scale(p, _DTYPES[code], scale)
+        c = _CONSTANTS[key] = (s, threshold(p))
     return c
 
 
 def in_dtype(value: float, code: int) -> float:
     """`value` rounded to the dtype of `code` (float16 overflow gives inf), as an exact double."""
+    if code == 3:  # bfloat16 (ml_dtypes arrays, torch.bfloat16 tensors)
+        return round_to_bfloat16(value)
     with np.errstate(all="ignore"):
         return float(_DTYPES[code].type(value))
 

@@ -20,6 +20,8 @@ def apply_key(
     nthreads: int,
     min_per_thread: int,
     isa: int,
+    *,
+    bf16: int = ...,
 ) -> None: ...
 def apply_bits(
     x: np.ndarray,
@@ -31,6 +33,8 @@ def apply_bits(
     nthreads: int,
     min_per_thread: int,
     isa: int,
+    *,
+    bf16: int = ...,
 ) -> None: ...
 def gen_bits(
     seed: int, stream: int, T: int, offset: int, bits_out: np.ndarray, n: int, nthreads: int,

@@ -50,7 +50,7 @@ MAX_DIMS = CD_MAX_DIMS
 
 
 def operand(x, str name):
-    """(array, dtype code) of an array_like of float16/32/64: 0, 1, 2 as in src_c/kernels.h.
+    """(array, dtype code) of an array_like of float16/32/64 or bfloat16: 0, 1, 2, 3 as in src_c/kernels.h.
 
     Other dtypes, byte-swapped data and masked arrays raise TypeError naming `name`; arrays whose
     data is not aligned for their dtype are copied (never written: they are inputs).
@@ -67,8 +67,11 @@ def operand(x, str name):
     a = x
     t = cnp.PyArray_TYPE(a)
     code = 0 if t == cnp.NPY_FLOAT16 else 1 if t == cnp.NPY_FLOAT else 2 if t == cnp.NPY_DOUBLE else -1
+    if code < 0 and t >= 256 and a.dtype.name == "bfloat16" and a.dtype.itemsize == 2:
+        code = 3  # ml_dtypes.bfloat16 (a user dtype, >= NPY_USERDEF; found by name, not imported)
     if code < 0:
-        raise TypeError(f"{name} must have dtype float16, float32 or float64, not {a.dtype}")
+        raise TypeError(f"{name} must have dtype float16, float32 or float64 (or ml_dtypes.bfloat16), "
+                        f"not {a.dtype}")
     if not cnp.PyArray_ISNOTSWAPPED(a):
         raise TypeError(f"{name} must be in native byte order, not {a.dtype.str}")
     if not cnp.PyArray_ISALIGNED(a):
@@ -98,16 +101,22 @@ def check_out(out, cnp.ndarray like, str name="out"):
 
 cdef inline int dtype_code(cnp.ndarray a):
     cdef int t = cnp.PyArray_TYPE(a)
+    if t >= 256 and (<object>a).dtype.name == "bfloat16" and cnp.PyArray_ITEMSIZE(a) == 2:
+        return 3  # ml_dtypes.bfloat16 (a user dtype; found by name, not imported)
     return 0 if t == cnp.NPY_FLOAT16 else 1 if t == cnp.NPY_FLOAT else 2 if t == cnp.NPY_DOUBLE else -1
 
 
 cdef int fill_op(cd_op *op, cnp.ndarray x, cnp.ndarray y, double scale, uint64_t mbase, mstrides,
-                 int64_t *dims, int64_t *xs, int64_t *ys, int64_t *ms) except -1:
-    """Shape, strides and mask strides of (x, y) into op; checks what C would otherwise trust."""
+                 int64_t *dims, int64_t *xs, int64_t *ys, int64_t *ms, int forced_code=-1) except -1:
+    """Shape, strides and mask strides of (x, y) into op; checks what C would otherwise trust.
+
+    forced_code 3 reads 2-byte integer arrays as bfloat16 (torch.bfloat16 tensors seen by NumPy)."""
     cdef int d, nd = cnp.PyArray_NDIM(x)
     cdef int code = dtype_code(x)
+    if forced_code == 3 and cnp.PyArray_TYPE(x) in (cnp.NPY_INT16, cnp.NPY_UINT16):
+        code = 3
     if code < 0 or cnp.PyArray_TYPE(y) != cnp.PyArray_TYPE(x):
-        raise TypeError(f"x and y must have one dtype of float16/32/64, got {(<object>x).dtype} and {(<object>y).dtype}")
+        raise TypeError(f"x and y must have one dtype of float16/32/64 or bfloat16, got {(<object>x).dtype} and {(<object>y).dtype}")
     if not cnp.PyArray_SAMESHAPE(x, y):
         raise ValueError(f"x and y must have one shape, got {(<object>x).shape} and {(<object>y).shape}")
     if not cnp.PyArray_ISWRITEABLE(y):
@@ -157,12 +166,13 @@ cdef cnp.ndarray packed(bits, int64_t n, str name):
 
 
 def apply_key(cnp.ndarray x not None, cnp.ndarray y not None, double scale, uint64_t seed, uint64_t stream, uint64_t T,
-              uint64_t mbase, mstrides, bits_out, int nthreads, int64_t min_per_thread, int isa):
+              uint64_t mbase, mstrides, bits_out, int nthreads, int64_t min_per_thread, int isa, *, int bf16=0):
     """y[idx] = keep(m) ? x[idx] * scale : +0.0 with m = mbase + sum(idx[k] * mstrides[k]).
 
     keep from format v1 with key (seed, stream, T); mstrides None = C order of x.shape. bits_out:
     None, or (mstrides None only) a C-contiguous uint8 array of (x.size + 7) // 8 bytes that
-    receives bit i = keep(mbase + i), padding bits 0. y may be x.
+    receives bit i = keep(mbase + i), padding bits 0. y may be x. bf16=1: int16/uint16 x and y
+    hold bfloat16 bits (cdropout.torch's view of torch.bfloat16 tensors).
     """
     cdef cd_op op
     cdef cd_key k = cd_make_key(seed, stream, T)
@@ -171,7 +181,7 @@ def apply_key(cnp.ndarray x not None, cnp.ndarray y not None, double scale, uint
     cdef int64_t xs[64]
     cdef int64_t ys[64]
     cdef int64_t ms[64]
-    fill_op(&op, x, y, scale, mbase, mstrides, dims, xs, ys, ms)
+    fill_op(&op, x, y, scale, mbase, mstrides, dims, xs, ys, ms, 3 if bf16 else -1)
     op.key = &k
     if bits_out is not None:
         if mstrides is not None:
@@ -182,8 +192,8 @@ def apply_key(cnp.ndarray x not None, cnp.ndarray y not None, double scale, uint
 
 
 def apply_bits(cnp.ndarray x not None, cnp.ndarray y not None, double scale, bits, uint64_t mbase, mstrides,
-               int nthreads, int64_t min_per_thread, int isa):
-    """y[idx] = bit m of bits ? x[idx] * scale : +0.0, m as in apply_key (LSB first).
+               int nthreads, int64_t min_per_thread, int isa, *, int bf16=0):
+    """y[idx] = bit m of bits ? x[idx] * scale : +0.0, m as in apply_key (LSB first); bf16 as there.
 
     Raises ValueError unless every m lies in [0, 8 * bits.size).
     """
@@ -196,7 +206,7 @@ def apply_bits(cnp.ndarray x not None, cnp.ndarray y not None, double scale, bit
     cdef int d
     cdef cnp.ndarray b
     cdef object lo, hi, c, step
-    fill_op(&op, x, y, scale, mbase, mstrides, dims, xs, ys, ms)
+    fill_op(&op, x, y, scale, mbase, mstrides, dims, xs, ys, ms, 3 if bf16 else -1)
     b = packed(bits, 0, "bits")
     if cnp.PyArray_SIZE(x) > 0:
         lo = hi = mbase

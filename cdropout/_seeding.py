@@ -272,6 +272,12 @@ def seed(value: Optional[Union[int, np.random.SeedSequence, np.random.Generator]
     >>> np.array_equal(a, b)
     True
     """
+    if value is not None and not isinstance(value, (np.random.SeedSequence, np.random.Generator)):
+        try:
+            check_u64(value, "seed")
+        except TypeError:
+            raise TypeError("cdropout.seed takes an int in [0, 2**64), a numpy.random.SeedSequence, "
+                            f"a numpy.random.Generator or None, not {type(value).__name__}") from None
     value_ = seed_from_seedsequence(np.random.SeedSequence()) if value is None else _seed_value(value)
     _default.set_state({"seed": value_, "next_stream": 0, "n_children": 0})
 

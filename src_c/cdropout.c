@@ -173,7 +173,7 @@ typedef struct {
 
 static int64_t itemsize_of(int dtype)
 {
-    return dtype == CD_F16 ? 2 : dtype == CD_F32 ? 4 : 8;
+    return dtype == CD_F16 || dtype == CD_BF16 ? 2 : dtype == CD_F32 ? 4 : 8;
 }
 
 /* n elements of size es from src (stride ss bytes) to dst (stride ds bytes). A run read or written

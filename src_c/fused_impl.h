@@ -2,7 +2,7 @@
  *
  * Included at the end of kernels_avx2.c and kernels_avx512.c, so it is compiled with each file's
  * ISA flags. Before including it, a file defines its gen_ctx, gen_ctx_init, gen_loop, its apply_f16/
- * f32/f64, and
+ * f32/f64/bf16, and
  *   fused_gen_chunk(gen_ctx *c, const cd_key *key, uint64_t b, uint8_t *bytes, int ties,
  *                   const char *pf, size_t es)
  * which writes the keep bytes of the 64 blocks b .. b + 63 and prefetches the 512 elements of
@@ -85,6 +85,12 @@ static void fused_f64(const cd_key *key, uint64_t e0, const void *x, void *y, in
                       uint8_t *bits_out)
 {
     fused(key, e0, x, y, n, s, bits_out, 8, apply_f64);
+}
+
+static void fused_bf16(const cd_key *key, uint64_t e0, const void *x, void *y, int64_t n, double s,
+                       uint8_t *bits_out)
+{
+    fused(key, e0, x, y, n, s, bits_out, 2, apply_bf16);
 }
 
 #endif

@@ -49,7 +49,9 @@ typedef void (*cd_scale_fn)(void *y, int64_t n, double s);
 typedef void (*cd_fused_fn)(const cd_key *key, uint64_t e0, const void *x, void *y, int64_t n, double s,
                             uint8_t *bits_out);
 
-enum { CD_F16 = 0, CD_F32 = 1, CD_F64 = 2, CD_NDTYPES = 3 };
+/* CD_BF16: bfloat16, computed as float16 is: widened to float32, multiplied, rounded once (to
+ * nearest even; NaN -> sign | 0x7fc0, as ml_dtypes does). */
+enum { CD_F16 = 0, CD_F32 = 1, CD_F64 = 2, CD_BF16 = 3, CD_NDTYPES = 4 };
 enum { CD_ISA_PORTABLE = 0, CD_ISA_AVX2 = 1, CD_ISA_AVX512 = 2, CD_NISA = 3 };
 
 typedef struct {
@@ -75,5 +77,10 @@ float cd_half_to_float(uint16_t h);
 uint8_t cd_block_byte(const cd_key *key, uint64_t b);
 /* Resolve ties of one block given its primary output words: returns the final keep byte. */
 uint8_t cd_block_byte_ties(const cd_key *key, uint64_t b, uint8_t lt_bits, uint8_t eq_bits);
+/* bfloat16 <-> float32 (round to nearest even, NaN -> sign | 0x7fc0) and the portable bfloat16
+ * y *= s, which every kernel set uses (the benchmark floor only). */
+uint16_t cd_float_to_bf16(float f);
+float cd_bf16_to_float(uint16_t h);
+void cd_scale_bf16(void *y, int64_t n, double s);
 
 #endif

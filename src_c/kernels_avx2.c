@@ -355,6 +355,50 @@ static void apply_f16(const void *xv, void *yv, int64_t n, const uint8_t *bits, 
 #undef OP
 }
 
+/* bfloat16: widen (<< 16), multiply in float32, round once to nearest even; NaN -> sign | 0x7fc0. */
+static inline __m256 bf16_to_ps(__m128i h)
+{
+    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+}
+
+static inline __m128i ps_to_bf16(__m256 v)
+{
+    const __m256i u = _mm256_castps_si256(v);
+    const __m256i hi = _mm256_srli_epi32(u, 16);
+    __m256i r = _mm256_add_epi32(_mm256_add_epi32(u, _mm256_set1_epi32(0x7fff)),
+                                 _mm256_and_si256(hi, _mm256_set1_epi32(1)));
+    r = _mm256_srli_epi32(r, 16);
+    const __m256i nan = _mm256_cmpgt_epi32(_mm256_and_si256(u, _mm256_set1_epi32(0x7fffffff)),
+                                           _mm256_set1_epi32(0x7f800000));
+    const __m256i q = _mm256_or_si256(_mm256_and_si256(hi, _mm256_set1_epi32(0x8000)), _mm256_set1_epi32(0x7fc0));
+    r = _mm256_blendv_epi8(r, q, nan);
+    return _mm_packus_epi32(_mm256_castsi256_si128(r), _mm256_extracti128_si256(r, 1)); /* exact: < 2^16 */
+}
+
+static inline __m128i mul_keep_bf16(__m128i x, __m256 s, unsigned byte)
+{
+    return ps_to_bf16(mul_keep_ps(bf16_to_ps(x), s, byte));
+}
+
+static void part_bf16(const uint16_t *x, uint16_t *y, int64_t r, unsigned m, __m256 s)
+{
+    uint16_t buf[8] = {0};
+    memcpy(buf, x, (size_t)r * sizeof *x);
+    _mm_storeu_si128((__m128i *)buf, mul_keep_bf16(_mm_loadu_si128((const __m128i *)buf), s, m));
+    memcpy(y, buf, (size_t)r * sizeof *y);
+}
+
+static void apply_bf16(const void *xv, void *yv, int64_t n, const uint8_t *bits, int phase, double sd)
+{
+    const uint16_t *x = (const uint16_t *)xv;
+    uint16_t *y = (uint16_t *)yv;
+    const __m256 s = _mm256_set1_ps((float)sd);
+#define OP(J, B)                                                                                      \
+    _mm_storeu_si128((__m128i *)(y + (J)), mul_keep_bf16(_mm_loadu_si128((const __m128i *)(x + (J))), s, (B)))
+    APPLY_BODY(part_bf16, s, OP)
+#undef OP
+}
+
 /* ------------------------------------------------------------------------------------------ */
 /* scale: y[j] *= s in place */
 
@@ -444,5 +488,6 @@ static inline __attribute__((always_inline)) void fused_gen_chunk(gen_ctx *c, co
 #include "fused_impl.h"
 
 const cd_kernels cd_kernels_avx2 = {
-    "avx2", gen_avx2, {apply_f16, apply_f32, apply_f64}, {scale_f16, scale_f32, scale_f64},
-    {fused_f16, fused_f32, fused_f64}, gen_rows_simd, {NULL, NULL, NULL}};
+    "avx2", gen_avx2, {apply_f16, apply_f32, apply_f64, apply_bf16},
+    {scale_f16, scale_f32, scale_f64, cd_scale_bf16}, {fused_f16, fused_f32, fused_f64, fused_bf16}, gen_rows_simd,
+    {NULL, NULL, NULL, NULL}};

@@ -381,6 +381,48 @@ static void apply_f16(const void *xv, void *yv, int64_t n, const uint8_t *bits, 
 #undef OP16
 }
 
+/* bfloat16: widen (<< 16), multiply in float32, round once to nearest even; NaN -> sign | 0x7fc0. */
+static inline __m512 bf16_to_ps(__m256i h)
+{
+    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+}
+
+static inline __m256i ps_to_bf16(__m512 v)
+{
+    const __m512i u = _mm512_castps_si512(v);
+    const __m512i hi = _mm512_srli_epi32(u, 16);
+    __m512i r = _mm512_add_epi32(_mm512_add_epi32(u, _mm512_set1_epi32(0x7fff)),
+                                 _mm512_and_si512(hi, _mm512_set1_epi32(1)));
+    r = _mm512_srli_epi32(r, 16);
+    const __mmask16 nan = _mm512_cmpgt_epi32_mask(_mm512_and_si512(u, _mm512_set1_epi32(0x7fffffff)),
+                                                  _mm512_set1_epi32(0x7f800000));
+    const __m512i q = _mm512_or_si512(_mm512_and_si512(hi, _mm512_set1_epi32(0x8000)), _mm512_set1_epi32(0x7fc0));
+    return _mm512_cvtepi32_epi16(_mm512_mask_mov_epi32(r, nan, q)); /* exact: < 2^16 */
+}
+
+static void apply_bf16(const void *xv, void *yv, int64_t n, const uint8_t *bits, int phase, double sd)
+{
+    const uint16_t *x = (const uint16_t *)xv;
+    uint16_t *y = (uint16_t *)yv;
+    const __m512 s = _mm512_set1_ps((float)sd);
+#define OPB(J, LM, M)                                                                                 \
+    _mm256_mask_storeu_epi16(                                                                         \
+        y + (J), (__mmask16)(LM),                                                                     \
+        ps_to_bf16(_mm512_maskz_mul_ps((__mmask16)(M),                                                \
+                                       bf16_to_ps(_mm256_maskz_loadu_epi16((__mmask16)(LM), x + (J))), s)))
+    APPLY_HEAD(OPB)
+    for (; j + 16 <= n; j += 16) {
+        __mmask16 m = load_u16(bp + ((j - j0) >> 3));
+        __m512 a = bf16_to_ps(_mm256_loadu_si256((const __m256i *)(x + j)));
+        _mm256_storeu_si256((__m256i *)(y + j), ps_to_bf16(_mm512_maskz_mul_ps(m, a, s)));
+    }
+    if (j < n) {
+        int64_t r = n - j;
+        OPB(j, (1u << r) - 1u, tail_bits16(bp + ((j - j0) >> 3), r));
+    }
+#undef OPB
+}
+
 /* ------------------------------------------------------------------------------------------ */
 /* strided apply: element j at x[j * k], 2 <= k <= 8. A vector of L lanes holds the elements whose
  * lane index is a multiple of k; masked loads and stores touch only those, so the elements in
@@ -557,6 +599,6 @@ static inline __attribute__((always_inline)) void fused_gen_chunk(gen_ctx *c, co
 #include "fused_impl.h"
 
 const cd_kernels cd_kernels_avx512 = {
-    "avx512", gen_avx512, {apply_f16, apply_f32, apply_f64}, {scale_f16, scale_f32, scale_f64},
-    {fused_f16, fused_f32, fused_f64}, gen_rows_simd,
-    {apply_strided_f16, apply_strided_f32, apply_strided_f64}};
+    "avx512", gen_avx512, {apply_f16, apply_f32, apply_f64, apply_bf16},
+    {scale_f16, scale_f32, scale_f64, cd_scale_bf16}, {fused_f16, fused_f32, fused_f64, fused_bf16}, gen_rows_simd,
+    {apply_strided_f16, apply_strided_f32, apply_strided_f64, NULL}};

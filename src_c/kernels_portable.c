@@ -139,6 +139,43 @@ static void apply_f16(const void *xv, void *yv, int64_t n, const uint8_t *bits, 
         y[j] = (uint16_t)(cd_float_to_half(cd_half_to_float(x[j]) * s) & KEEP_MASK(uint16_t, bits, phase + j));
 }
 
+/* ---- bfloat16 ---- */
+
+float cd_bf16_to_float(uint16_t h)
+{
+    uint32_t u = (uint32_t)h << 16;
+    float f;
+    memcpy(&f, &u, sizeof f);
+    return f;
+}
+
+uint16_t cd_float_to_bf16(float f)
+{
+    uint32_t u;
+    memcpy(&u, &f, sizeof u);
+    if ((u & 0x7fffffffu) > 0x7f800000u)     /* NaN: canonical quiet NaN with its sign */
+        return (uint16_t)(((u >> 16) & 0x8000u) | 0x7fc0u);
+    u += 0x7fffu + ((u >> 16) & 1u);         /* round to nearest even; overflow carries to Inf */
+    return (uint16_t)(u >> 16);
+}
+
+static void apply_bf16(const void *xv, void *yv, int64_t n, const uint8_t *bits, int phase, double sd)
+{
+    const uint16_t *x = (const uint16_t *)xv;
+    uint16_t *y = (uint16_t *)yv;
+    const float s = (float)sd;
+    for (int64_t j = 0; j < n; j++)
+        y[j] = (uint16_t)(cd_float_to_bf16(cd_bf16_to_float(x[j]) * s) & KEEP_MASK(uint16_t, bits, phase + j));
+}
+
+void cd_scale_bf16(void *yv, int64_t n, double sd)
+{
+    uint16_t *y = (uint16_t *)yv;
+    const float s = (float)sd;
+    for (int64_t j = 0; j < n; j++)
+        y[j] = cd_float_to_bf16(cd_bf16_to_float(y[j]) * s);
+}
+
 static void scale_f32(void *yv, int64_t n, double sd)
 {
     float *y = (float *)yv;
@@ -163,5 +200,6 @@ static void scale_f16(void *yv, int64_t n, double sd)
 }
 
 const cd_kernels cd_kernels_portable = {
-    "portable", gen_portable, {apply_f16, apply_f32, apply_f64}, {scale_f16, scale_f32, scale_f64},
-    {NULL, NULL, NULL}, gen_rows_portable, {NULL, NULL, NULL}};
+    "portable", gen_portable, {apply_f16, apply_f32, apply_f64, apply_bf16},
+    {scale_f16, scale_f32, scale_f64, cd_scale_bf16}, {NULL, NULL, NULL, NULL}, gen_rows_portable,
+    {NULL, NULL, NULL, NULL}};

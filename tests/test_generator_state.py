@@ -228,3 +228,19 @@ def test_exhausted_generator_never_shows_a_state_out_of_range():
         assert state["next_stream"] == U64, state
         pickle.loads(pickle.dumps(state))
         cdropout.Generator(0).set_state(state)
+
+
+@pytest.mark.parametrize("bad, exc", [(True, TypeError), (1.5, TypeError), ("3", TypeError),
+                                      (cdropout.Generator(1), TypeError), ([1], TypeError),
+                                      (-1, ValueError), (U64, ValueError)], ids=repr)
+def test_module_seed_rejects_bad_values_and_keeps_the_state(bad, exc):
+    """cdropout.seed names what it accepts (a cdropout.Generator is not a seed) and changes
+    nothing on failure."""
+    dflt = cdropout.default_generator()
+    before = dflt.get_state()
+    with pytest.raises(exc) as info:
+        cdropout.seed(bad)
+    if exc is TypeError:
+        msg = str(info.value)
+        assert "numpy.random.SeedSequence" in msg and "cdropout.Generator" not in msg.split("not ")[0], msg
+    assert dflt.get_state() == before

@@ -92,6 +92,21 @@ def test_masks_on_every_path_and_thread_count(isa, threads):
         assert np.array_equal(y != 0, keep), f"forward output disagrees with its mask {case[:5]}"
         _, keep_bool = cdropout.dropout(x, p, return_mask="bool", **kw)
         _check(np.packbits(keep_bool, bitorder="little"), case, f"dropout bool, {isa}, {threads} threads")
+        if n <= 5000:
+            # the same mask through a strided input, and broadcast over (H, W) by dropout2d
+            xs = np.ones(2 * n, np.float64)[::-2]
+            ys, bits = cdropout.dropout(xs, p, return_mask="bits", **kw)
+            _check(np.asarray(bits.data), case, f"strided dropout, {isa}, {threads} threads")
+            assert np.array_equal(ys != 0, keep)
+            x4 = np.ones((1, n, 2, 3), np.float32)
+            y4, bits = cdropout.dropout2d(x4, p, return_mask="bits", **kw)
+            _check(np.asarray(bits.data), case, f"dropout2d, {isa}, {threads} threads")
+            assert np.array_equal(y4 != 0, np.broadcast_to(keep.reshape(1, n, 1, 1), y4.shape))
+            # block addressing: the pieces of the global array (n,) reassemble the same mask
+            k = n // 3
+            for lo, hi in ((0, k), (k, n)):
+                yb = cdropout.dropout(np.ones(hi - lo), p, index=((n,), (lo,)), **kw)
+                assert np.array_equal(yb != 0, keep[lo:hi]), f"block [{lo}:{hi}] of {case[:5]}"
 
 
 def test_masks_of_the_other_entry_points(small_chunks):

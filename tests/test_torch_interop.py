@@ -46,27 +46,24 @@ def test_forward_backward_match_numpy(torch, ct, dtype):
 
 def test_only_the_key_is_saved(torch, ct):
     x = torch.ones(100, dtype=torch.float64, requires_grad=True)
-    y = ct.dropout(x, 0.5, seed=1)
-    assert isinstance(y.grad_fn.key, cdropout.MaskKey)
-    assert (y.grad_fn.key.seed, y.grad_fn.key.stream, y.grad_fn.key.shape) == (1, 0, (100,))
-    assert y.grad_fn.saved_tensors == ()
+    y = ct.dropout(x, 0.5, seed=1, stream=3, offset=5)
+    saved = y.grad_fn.saved_tensors
+    assert len(saved) == 1 and saved[0].dtype == torch.int64
+    assert saved[0].tolist() == [1, 3, 5]  # (seed, stream, offset): 24 bytes, no mask, no input
 
 
-def test_no_copies(torch, ct):
+def test_outputs_own_fresh_memory(torch, ct):
     x = torch.randn(6, 8, dtype=torch.float32)
-    for t in (x, x.t(), x[:, ::2]):  # contiguous and strided views are read in place
-        view = ct._as_numpy(t, "x")
-        assert view.ctypes.data == t.data_ptr()
-        assert view.strides == tuple(s * t.element_size() for s in t.stride())
     y = ct.dropout(x, 0.5, seed=0)
     assert y.data_ptr() != x.data_ptr()
-    y.numpy()[0, 0] = 123.0  # the output tensor shares the array cdropout wrote
-    assert y[0, 0].item() == 123.0
+    assert y.stride() == x.stride()
     z = x.clone()
     ptr = z.data_ptr()
     out = ct.dropout(z, 0.5, seed=0, inplace=True)
     assert out is z and z.data_ptr() == ptr
     assert_same_bits(z.numpy(), reference.dropout(x.numpy(), 0.5, 0))
+    for t in (x.t(), x[:, ::2]):  # strided views are read in place, results as the reference
+        assert_same_bits(ct.dropout(t, 0.5, seed=4).numpy(), reference.dropout(t.numpy(), 0.5, 4))
 
 
 def test_inplace_autograd(torch, ct):
@@ -77,8 +74,10 @@ def test_inplace_autograd(torch, ct):
     y.sum().backward()
     keep = reference.keep_mask((20,), 0.4, 3)
     assert_same_bits(leaf.grad.numpy(), reference.apply_mask(np.full(20, 2.0), keep, 0.4))
-    with pytest.raises(RuntimeError):  # as in PyTorch: no in-place op on a leaf requiring grad
+    before = leaf.detach().clone()
+    with pytest.raises(RuntimeError, match="leaf Variable"):  # as in PyTorch, and nothing written
         ct.dropout(leaf, 0.4, seed=3, inplace=True)
+    assert torch.equal(leaf.detach(), before)
 
 
 def test_gradcheck_float64(torch, ct):
@@ -99,24 +98,25 @@ def test_noise_shape_and_expanded_grad(torch, ct):
     assert_same_bits(x.grad.numpy(), reference.apply_mask(np.ones((4, 6), np.float32), keep, 0.5))
 
 
-def test_module_train_eval_and_streams(torch, ct):
-    m = ct.Dropout(0.25, seed=7)
-    assert "p=0.25" in repr(m)
+def test_module_train_eval_and_generators(torch, ct):
+    m = ct.Dropout(0.25, generator=cdropout.Generator(7))
+    assert repr(m) == "Dropout(p=0.25, inplace=False)"
     x = torch.randn(30, 3)
-    for stream in range(2):
+    for stream in range(2):  # a cdropout.Generator: each forward takes its next stream
         assert_same_bits(m(x).numpy(), reference.dropout(x.numpy(), 0.25, 7, stream))
     m.eval()
     assert m(x) is x
     assert m.generator.next_stream == 2
-    m.train()
-    assert_same_bits(m(x).numpy(), reference.dropout(x.numpy(), 0.25, 7, 2))
-    net = torch.nn.Sequential(torch.nn.Linear(3, 4), ct.Dropout(0.5, seed=1), torch.nn.Linear(4, 1))
+    g1, g2 = torch.Generator().manual_seed(5), torch.Generator().manual_seed(5)
+    a, b = ct.Dropout(0.5, generator=g1), ct.Dropout(0.5, generator=g2)
+    assert torch.equal(a(x), b(x)) and torch.equal(a(x), b(x))
+    net = torch.nn.Sequential(torch.nn.Linear(3, 4), ct.Dropout(0.5), torch.nn.Linear(4, 1))
     net(x).sum().backward()
     assert net[0].weight.grad is not None
 
 
 def test_module_inplace(torch, ct):
-    m = ct.Dropout(0.5, inplace=True, seed=2)
+    m = ct.Dropout(0.5, inplace=True, generator=cdropout.Generator(2))
     h = torch.randn(10, dtype=torch.float64, requires_grad=True) * 1
     expected = reference.dropout(h.detach().numpy().copy(), 0.5, 2, 0)
     y = m(h)
@@ -124,36 +124,20 @@ def test_module_inplace(torch, ct):
     assert_same_bits(y.detach().numpy(), expected)
 
 
-def test_module_state_dict_resumes_masks(torch, ct):
-    m = ct.Dropout(0.5, seed=8)
-    x = torch.ones(64)
-    m(x)
-    buf = io.BytesIO()
-    torch.save(m.state_dict(), buf)
-    later = [m(x) for _ in range(2)]
-    resumed = ct.Dropout(0.5, seed=0)
-    buf.seek(0)
-    resumed.load_state_dict(torch.load(buf))
-    for expected in later:
-        assert torch.equal(resumed(x), expected)
-
-
 def test_bad_inputs(torch, ct):
     with pytest.raises(TypeError, match="dtype"):
         ct.dropout(torch.ones(3, dtype=torch.int64), 0.5, seed=0)
     with pytest.raises(TypeError, match="dtype"):
-        ct.dropout(torch.ones(3, dtype=torch.bfloat16), 0.5, seed=0)
-    with pytest.raises(ValueError, match="CPU"):
-        ct.dropout(torch.ones(3, device="meta"), 0.5, seed=0)
+        ct.dropout(torch.ones(3, dtype=torch.complex64), 0.5, seed=0)
     with pytest.raises(TypeError, match="torch.Tensor"):
         ct.dropout(np.ones(3), 0.5, seed=0)
-    with pytest.raises(ValueError, match="p must be in"):
+    with pytest.raises(ValueError, match="between 0 and 1"):
         ct.Dropout(-0.1)
     with pytest.raises(ValueError, match="does not broadcast"):
         ct.dropout(torch.ones(3, 2), 0.5, seed=0, noise_shape=(2, 1))
     gen = cdropout.Generator(0)
     with pytest.raises(TypeError):
-        ct.dropout(torch.ones(3, dtype=torch.int32), 0.5, seed=gen)
+        ct.dropout(torch.ones(3, dtype=torch.int32), 0.5, generator=gen)
     assert gen.next_stream == 0, "a rejected call must not use a stream"
 
 
@@ -205,5 +189,6 @@ def test_channel_dropout_shapes_agree_with_pytorch(torch):
 def test_docstring_examples(ct):
     import doctest
 
-    result = doctest.testmod(ct, optionflags=doctest.ELLIPSIS)
-    assert result.attempted > 0 and result.failed == 0
+    for mod in (ct, ct._functional, ct._modules):
+        result = doctest.testmod(mod, optionflags=doctest.ELLIPSIS)
+        assert result.attempted > 0 and result.failed == 0, mod.__name__

@@ -1,0 +1,171 @@
+"""Modules with ``torch.nn``'s names, constructors, ``extra_repr`` and state_dict keys.
+
+Each subclasses its ``torch.nn`` counterpart (so ``isinstance(m, torch.nn.Dropout)`` holds and
+an ``nn.Dropout`` checkpoint loads strictly: there is no extra state) and only replaces
+``forward``.
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+
+from . import _functional as F
+
+__all__ = ["Dropout", "Dropout1d", "Dropout2d", "Dropout3d", "AlphaDropout", "FeatureAlphaDropout"]
+
+
+class _Mixin:
+    """Stores the optional generator; ``p`` and ``inplace`` are torch.nn's own attributes."""
+
+    generator: Optional[F.GeneratorLike]
+
+    def _init_generator(self, generator: F.GeneratorLike) -> None:
+        F._check_p(getattr(self, "p"))  # torch.nn lets p = NaN through; refuse it here
+        if generator is not None and not isinstance(generator, (torch.Generator, F._CdGenerator)):
+            raise TypeError("generator must be a torch.Generator, a cdropout.Generator or None, "
+                            f"not {type(generator).__name__}")
+        self.generator = generator
+
+
+class Dropout(torch.nn.Dropout, _Mixin):
+    """``torch.nn.Dropout`` with cdropout's exact masks (see :func:`cdropout.torch.dropout`).
+
+    Parameters
+    ----------
+    p : float
+        Drop probability in [0, 1].
+    inplace : bool
+        Overwrite the input (nothing is written when PyTorch would refuse the in-place op).
+    generator : torch.Generator or cdropout.Generator, optional
+        Source of each training forward's key; None draws from torch's default CPU generator,
+        so ``torch.manual_seed(n)`` makes a run reproducible. The generator is not part of
+        the state_dict (as with ``torch.nn.Dropout``, whose randomness is torch's global state).
+
+    Examples
+    --------
+    >>> import torch, cdropout.torch as ct
+    >>> m = ct.Dropout(0.25)
+    >>> m
+    Dropout(p=0.25, inplace=False)
+    >>> x = torch.ones(4, 4)
+    >>> y = m(x)
+    >>> bool(((y == 0) | (y == 4 / 3)).all())
+    True
+    >>> m.eval()(x) is x
+    True
+    """
+
+    def __init__(self, p: float = 0.5, inplace: bool = False, *, generator: F.GeneratorLike = None) -> None:
+        super().__init__(p, inplace)
+        self._init_generator(generator)
+
+    def forward(self, input: torch.Tensor) -> torch.Tensor:
+        if torch.jit.is_scripting():
+            return F.scripted(input, self.p, self.training, self.inplace, -1)
+        return F.dropout(input, self.p, self.training, self.inplace, generator=self.generator)
+
+
+class Dropout1d(torch.nn.Dropout1d, _Mixin):
+    """``torch.nn.Dropout1d``: zero whole channels of (N, C, L) or (C, L) inputs.
+
+    Examples
+    --------
+    >>> import torch, cdropout.torch as ct
+    >>> y = ct.Dropout1d(0.5)(torch.ones(2, 3, 4))
+    >>> bool((y == y[..., :1]).all())
+    True
+    """
+
+    def __init__(self, p: float = 0.5, inplace: bool = False, *, generator: F.GeneratorLike = None) -> None:
+        super().__init__(p, inplace)
+        self._init_generator(generator)
+
+    def forward(self, input: torch.Tensor) -> torch.Tensor:
+        if torch.jit.is_scripting():
+            return F.scripted(input, self.p, self.training, self.inplace, 1)
+        return F.dropout1d(input, self.p, self.training, self.inplace, generator=self.generator)
+
+
+class Dropout2d(torch.nn.Dropout2d, _Mixin):
+    """``torch.nn.Dropout2d``: zero whole channels of (N, C, H, W) inputs.
+
+    Examples
+    --------
+    >>> import torch, cdropout.torch as ct
+    >>> y = ct.Dropout2d(0.5)(torch.ones(2, 3, 4, 4))
+    >>> bool((y == y[..., :1, :1]).all())
+    True
+    """
+
+    def __init__(self, p: float = 0.5, inplace: bool = False, *, generator: F.GeneratorLike = None) -> None:
+        super().__init__(p, inplace)
+        self._init_generator(generator)
+
+    def forward(self, input: torch.Tensor) -> torch.Tensor:
+        if torch.jit.is_scripting():
+            return F.scripted(input, self.p, self.training, self.inplace, 2)
+        return F.dropout2d(input, self.p, self.training, self.inplace, generator=self.generator)
+
+
+class Dropout3d(torch.nn.Dropout3d, _Mixin):
+    """``torch.nn.Dropout3d``: zero whole channels of (N, C, D, H, W) or (C, D, H, W) inputs.
+
+    Examples
+    --------
+    >>> import torch, cdropout.torch as ct
+    >>> y = ct.Dropout3d(0.5)(torch.ones(2, 3, 2, 2, 2))
+    >>> bool((y == y[..., :1, :1, :1]).all())
+    True
+    """
+
+    def __init__(self, p: float = 0.5, inplace: bool = False, *, generator: F.GeneratorLike = None) -> None:
+        super().__init__(p, inplace)
+        self._init_generator(generator)
+
+    def forward(self, input: torch.Tensor) -> torch.Tensor:
+        if torch.jit.is_scripting():
+            return F.scripted(input, self.p, self.training, self.inplace, 3)
+        return F.dropout3d(input, self.p, self.training, self.inplace, generator=self.generator)
+
+
+class AlphaDropout(torch.nn.AlphaDropout, _Mixin):
+    """``torch.nn.AlphaDropout`` (SELU networks) with cdropout's masks.
+
+    Examples
+    --------
+    >>> import torch, cdropout.torch as ct
+    >>> y = ct.AlphaDropout(0.2)(torch.zeros(1000))
+    >>> len(set(y.tolist()))
+    2
+    """
+
+    def __init__(self, p: float = 0.5, inplace: bool = False, *, generator: F.GeneratorLike = None) -> None:
+        super().__init__(p, inplace)
+        self._init_generator(generator)
+
+    def forward(self, input: torch.Tensor) -> torch.Tensor:
+        if torch.jit.is_scripting():
+            raise RuntimeError("cdropout.torch's alpha-dropout modules cannot be scripted; use torch.compile")
+        return F.alpha_dropout(input, self.p, self.training, self.inplace, generator=self.generator)
+
+
+class FeatureAlphaDropout(torch.nn.FeatureAlphaDropout, _Mixin):
+    """``torch.nn.FeatureAlphaDropout``: alpha dropout of whole channels.
+
+    Examples
+    --------
+    >>> import torch, cdropout.torch as ct
+    >>> y = ct.FeatureAlphaDropout(0.5)(torch.zeros(4, 3, 5))
+    >>> bool((y == y[..., :1]).all())
+    True
+    """
+
+    def __init__(self, p: float = 0.5, inplace: bool = False, *, generator: F.GeneratorLike = None) -> None:
+        super().__init__(p, inplace)
+        self._init_generator(generator)
+
+    def forward(self, input: torch.Tensor) -> torch.Tensor:
+        if torch.jit.is_scripting():
+            raise RuntimeError("cdropout.torch's alpha-dropout modules cannot be scripted; use torch.compile")
+        return F.feature_alpha_dropout(input, self.p, self.training, self.inplace, generator=self.generator)
