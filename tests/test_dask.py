@@ -213,6 +213,15 @@ def test_default_generator_stream_taken_on_the_client():
         gen.set_state(saved)
 
 
+def test_thread_count_changes_neither_result_nor_names(small_chunks):
+    x = random_data((64, 700), np.float32, seed=4)
+    ys = [cdd.dropout(_dask(x, (40, 300)), 0.5, seed=2, num_threads=n) for n in (1, 2, None)]
+    assert len({y.name for y in ys}) == 1
+    expected = cdropout.dropout(x, 0.5, seed=2)
+    for n, y in zip((1, 2, None), ys):
+        assert_same_bits(y.compute(scheduler="sync"), expected, f"num_threads={n}")
+
+
 def test_failed_call_takes_no_stream():
     gen = cdropout.Generator(1)
     a = _dask(np.ones(8), 3)
