@@ -567,6 +567,21 @@ static inline uint64_t transpose8(uint64_t v)
     return v;
 }
 
+/* Where outer index o (over the plan's first nouter dimensions, C order) starts: x, y, mask index. */
+static void tile_origin(const plan *pl, int64_t o, int nouter, const char **x, char **y, uint64_t *m)
+{
+    *x = pl->x;
+    *y = pl->y;
+    *m = pl->mbase;
+    for (int d = nouter - 1; d >= 0; d--) {
+        int64_t k = o % pl->shape[d];
+        o /= pl->shape[d];
+        *x += k * pl->xs[d];
+        *y += k * pl->ys[d];
+        *m += (uint64_t)k * (uint64_t)pl->ms[d];
+    }
+}
+
 /* w[r] byte j <-> w[j] byte r: an 8 x 8 byte matrix transposed in place. */
 static inline void transpose_bytes8(uint64_t w[8])
 {
@@ -593,16 +608,10 @@ static void do_tile(const plan *pl, int64_t t)
     const int64_t xa = pl->xs[nd - 1], ya = pl->ys[nd - 1], xb = pl->xs[nd - 2], yb = pl->ys[nd - 2];
     const int64_t ia = t % pl->nac, ib = t / pl->nac % pl->nbc;
     int64_t o = t / pl->nac / pl->nbc;
-    const char *x = pl->x;
-    char *y = pl->y;
-    uint64_t m = pl->mbase;
-    for (int d = nd - 3 - pl->group; d >= 0; d--) {
-        int64_t k = o % pl->shape[d];
-        o /= pl->shape[d];
-        x += k * pl->xs[d];
-        y += k * pl->ys[d];
-        m += (uint64_t)k * (uint64_t)pl->ms[d];
-    }
+    const char *x;
+    char *y;
+    uint64_t m;
+    tile_origin(pl, o, nd - 2 - pl->group, &x, &y, &m);
     const int64_t a0 = ia * CD_TA, b0 = ib * CD_TB;
     const int64_t na = pl->shape[nd - 1] - a0 < CD_TA ? pl->shape[nd - 1] - a0 : CD_TA;
     const int64_t nb = pl->gsz - b0 < CD_TB ? pl->gsz - b0 : CD_TB;
@@ -741,16 +750,10 @@ static void do_xtile(const plan *pl, int64_t t)
     const int64_t es = pl->itemsize;
     const int64_t ia = t % pl->nac, ir = t / pl->nac % pl->nbc;
     int64_t o = t / pl->nac / pl->nbc;
-    const char *x = pl->x;
-    char *y = pl->y;
-    uint64_t m = pl->mbase;
-    for (int d = nd - 3; d >= 0; d--) {
-        int64_t k = o % pl->shape[d];
-        o /= pl->shape[d];
-        x += k * pl->xs[d];
-        y += k * pl->ys[d];
-        m += (uint64_t)k * (uint64_t)pl->ms[d];
-    }
+    const char *x;
+    char *y;
+    uint64_t m;
+    tile_origin(pl, o, nd - 2, &x, &y, &m);
     const int64_t a0 = ia * CD_XA, r0 = ir * CD_XR;
     const int64_t na = pl->shape[nd - 1] - a0 < CD_XA ? pl->shape[nd - 1] - a0 : CD_XA;
     const int64_t nr = pl->gsz - r0 < CD_XR ? pl->gsz - r0 : CD_XR;
