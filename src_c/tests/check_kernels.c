@@ -216,7 +216,7 @@ static void test_gen(int quick)
 
 /* ---- apply / scale ---- */
 static size_t esize(int dt) { return dt == CD_F16 || dt == CD_BF16 ? 2 : dt == CD_F32 ? 4 : 8; }
-static const char *dname(int dt) { return dt == CD_F16 ? "f16" : dt == CD_F32 ? "f32" : "f64"; }
+static const char *dname(int dt) { return dt == CD_F16 ? "f16" : dt == CD_F32 ? "f32" : dt == CD_BF16 ? "bf16" : "f64"; }
 
 static void fill_special(int dt, void *p, int64_t n)
 {
