@@ -23,6 +23,7 @@ import multiprocessing as mp
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from typing import Any, Optional, Sequence
@@ -122,7 +123,10 @@ def run_group(group: Sequence[Setting], steps: int = 10, warmup: int = 3, rows: 
               width: int = 4096) -> list[dict[str, Any]]:
     """Run a group of settings in a fresh Python process (and a spinning one beside it when busy)."""
     first = group[0]
-    env = dict(os.environ)
+    # The child imports the very cdropout this process runs (installed or built in place), from a
+    # folder outside any source tree, which Python would otherwise search first.
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+        [os.path.dirname(os.path.dirname(os.path.abspath(__file__))), os.environ.get("PYTHONPATH", "")]))
     if first.blas_one:
         env.update(OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
     code = (f"import json, sys; from cdropout._bench_loop import Setting, _child; "
@@ -136,8 +140,9 @@ def run_group(group: Sequence[Setting], steps: int = 10, warmup: int = 3, rows: 
         spinner = ctx.Process(target=_spin, args=(stop,), daemon=True)
         spinner.start()
     try:
-        done = subprocess.run([sys.executable, "-c", code, args], env=env, capture_output=True,
-                              text=True, check=True, cwd=os.getcwd())
+        with tempfile.TemporaryDirectory() as cwd:
+            done = subprocess.run([sys.executable, "-c", code, args], env=env, capture_output=True,
+                                  text=True, check=True, cwd=cwd)
     finally:
         if spinner is not None and stop is not None:
             stop.set()

@@ -1,7 +1,5 @@
 """cdropout.dask: every chunking, mask form and scheduler gives the in-memory result bit for bit."""
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -11,6 +9,7 @@ distributed = pytest.importorskip("distributed")
 
 import cdropout  # noqa: E402
 import cdropout.dask as cdd  # noqa: E402
+import helpers  # noqa: E402
 import reference  # noqa: E402
 from helpers import assert_same_bits, random_data  # noqa: E402
 
@@ -291,15 +290,16 @@ def test_bad_input():
 
 def test_import_cdropout_does_not_import_dask():
     code = "import sys, cdropout; assert 'dask' not in sys.modules, 'dask imported'"
-    env = {**os.environ, "PYTHONPATH": os.path.dirname(os.path.dirname(cdropout.__file__))}
-    subprocess.run([sys.executable, "-c", code], check=True, env=env)
+    out = helpers.run_python(["-c", code])
+    assert out.returncode == 0, out.stderr
 
 
 def test_without_dask_the_import_error_says_what_to_install():
     code = ("import sys; sys.modules['dask'] = None\n"
             "try:\n    import cdropout.dask\nexcept ImportError as e:\n    print(e)")
-    env = {**os.environ, "PYTHONPATH": os.path.dirname(os.path.dirname(cdropout.__file__))}
-    out = subprocess.run([sys.executable, "-c", code], check=True, env=env, capture_output=True, text=True).stdout
+    proc = helpers.run_python(["-c", code])
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
     assert "pip install 'cdropout[dask]'" in out
 
 

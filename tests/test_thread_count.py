@@ -5,16 +5,14 @@ of the calling thread's last call), not inferred from timings. Results never dep
 """
 import json
 import os
-import subprocess
-import sys
 
+import helpers
 import numpy as np
 import pytest
 
 import cdropout as cd
 from cdropout import _config, _core
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 OPENMP = cd.simd_info()["openmp"]
 needs_openmp = pytest.mark.skipif(not OPENMP, reason="built without OpenMP")
 
@@ -50,8 +48,7 @@ json.dump({"max_threads": cd.simd_info()["max_threads"], "default": used_default
 @needs_openmp
 def test_huge_omp_num_threads_is_clamped_like_an_explicit_count():
     env = dict(os.environ, OMP_NUM_THREADS="100000")
-    out = subprocess.run([sys.executable, "-c", CHILD], cwd=ROOT, env=env, capture_output=True,
-                         text=True, timeout=300)
+    out = helpers.run_python(["-c", CHILD], env=env, timeout=300)
     assert out.returncode == 0, out.stderr
     got = json.loads(out.stdout)
     assert got["max_threads"] == _limit()
@@ -63,8 +60,7 @@ def test_huge_omp_num_threads_is_clamped_like_an_explicit_count():
 @needs_openmp
 def test_small_omp_num_threads_is_the_default():
     env = dict(os.environ, OMP_NUM_THREADS="3")
-    out = subprocess.run([sys.executable, "-c", CHILD], cwd=ROOT, env=env, capture_output=True,
-                         text=True, timeout=300)
+    out = helpers.run_python(["-c", CHILD], env=env, timeout=300)
     assert out.returncode == 0, out.stderr
     got = json.loads(out.stdout)
     assert got["max_threads"] == 3
@@ -154,8 +150,7 @@ def test_default_leaves_a_team_that_cannot_gain():
     """Two threads on one CPU never beat one: after its first tries, the default must run calls on
     the calling thread, while an explicit num_threads=2 still gets its team."""
     env = dict(os.environ, OMP_NUM_THREADS="2")
-    out = subprocess.run([sys.executable, "-c", ONE_CPU_CHILD], cwd=ROOT, env=env,
-                         capture_output=True, text=True, timeout=600)
+    out = helpers.run_python(["-c", ONE_CPU_CHILD], env=env, timeout=600)
     assert out.returncode == 0, out.stderr
     got = json.loads(out.stdout)
     assert got["used"][0] == 2, "the first default call tries the team"
