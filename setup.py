@@ -150,6 +150,9 @@ class BuildExt(build_ext):
             self.extensions,
             compiler_directives={"language_level": "3", "binding": True, "annotation_typing": False},
             quiet=True,
+            # Generated C goes to the build folder, never next to the sources: a source tree that
+            # was built once (pip install .) still makes an sdist without generated C.
+            build_dir=os.path.join(self.build_temp, "cython"),
         )
         by_name = {e.name: e for e in cythonized}
         for ext in self.extensions:
