@@ -154,5 +154,10 @@ def test_default_leaves_a_team_that_cannot_gain():
     assert out.returncode == 0, out.stderr
     got = json.loads(out.stdout)
     assert got["used"][0] == 2, "the first default call tries the team"
-    assert sum(t > 1 for t in got["used"][1:]) <= 8, got["used"]
+    # Each of the policy's 4 kinds of call (after a team call or after other work, short or long)
+    # may try the team once before it has lost and then once per back-off (after 32, 64, 128 calls):
+    # at most 4 tries per kind in 200 calls when every try loses, as it must on one CPU. Which kind a
+    # call is depends on timings, so the bound is the design's, not a count seen in one run.
+    assert sum(t > 1 for t in got["used"][1:]) <= 16, got["used"]
+    assert sum(t > 1 for t in got["used"][100:]) <= 8, got["used"]
     assert got["forced"] == [2] * 5
