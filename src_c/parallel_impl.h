@@ -159,12 +159,15 @@ static void parallel_for(int64_t n, const cd_exec *ex, chunk_fn fn, const void *
 {
     const int64_t min = ex->min_per_thread > CD_TILE ? ex->min_per_thread : CD_TILE;
     const int automatic = ex->nthreads <= 0;
-    int64_t nt = automatic ? cd_default_threads() : ex->nthreads;
-    int lim = thread_limit();
-    if (nt > lim)
-        nt = lim;
-    if (nt > n / min)
-        nt = n / min;
+    int64_t nt = 1;
+    if (n / min >= 2) { /* else no OpenMP query at all: omp_get_num_procs() is a system call */
+        nt = automatic ? cd_default_threads() : ex->nthreads;
+        int lim = thread_limit();
+        if (nt > lim)
+            nt = lim;
+        if (nt > n / min)
+            nt = n / min;
+    }
 #ifdef CD_FORK_GUARD
     pthread_once(&atfork_once, register_atfork);
     if (pool_lost)
