@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import math
 import numbers
-import os
 from typing import Any, Optional, Sequence, Tuple
 
 import numpy as np
@@ -17,8 +16,9 @@ from . import _core
 
 U64 = 1 << 64
 #: A count far above the cores is clamped rather than handed to OpenMP (libgomp exits the
-#: process when it cannot create a thread); results do not depend on the thread count.
-MAX_THREADS = max(64, 4 * (os.cpu_count() or 1))
+#: process when it cannot create a thread); results do not depend on the thread count. The rule
+#: is the C core's, read once here.
+MAX_THREADS = _core.thread_limit()
 MASK_FORMS = (None, "bool", "bits", "key")
 
 Shape = Tuple[int, ...]

@@ -40,6 +40,7 @@ cdef extern from "cdropout.h" nogil:
     const char *cd_isa_name(int isa)
     int cd_have_openmp()
     int cd_default_threads()
+    int cd_thread_limit()
     int cd_last_threads()
 
 cdef extern from "philox.h" nogil:
@@ -282,6 +283,11 @@ def have_openmp():
 
 def default_threads():
     return cd_default_threads()
+
+
+def thread_limit():
+    """The most threads any call runs on: a larger count is clamped to it."""
+    return cd_thread_limit()
 
 
 def last_threads():

@@ -62,6 +62,8 @@ int cd_have_openmp(void);
 /* The default thread count of a call: omp_get_max_threads() (OMP_NUM_THREADS, threadpoolctl),
  * clamped as an explicit count is (see src_c/parallel_impl.h). */
 int cd_default_threads(void);
+/* The most threads any call runs on (an explicit or default count above it is clamped). */
+int cd_thread_limit(void);
 /* How many threads the last call made on the calling thread ran on (for tests and benchmarks). */
 int cd_last_threads(void);
 

@@ -69,21 +69,22 @@ static void register_atfork(void)
 #define CD_BACKOFF_MAX 1024
 
 /* The most threads a call is given, whatever it asks: 4 per processor, at least 64. Results do
- * not depend on the count, and libgomp exits the process when it cannot create a thread. */
-static int thread_limit(void)
+ * not depend on the count, and libgomp exits the process when it cannot create a thread. The
+ * Python layer reads it (cd_thread_limit) instead of keeping a rule of its own. */
+int cd_thread_limit(void)
 {
 #ifdef _OPENMP
     int p = omp_get_num_procs();
     return p > 16 ? 4 * p : 64;
 #else
-    return 1;
+    return 64; /* without OpenMP a call runs on the calling thread whatever the count */
 #endif
 }
 
 int cd_default_threads(void)
 {
 #ifdef _OPENMP
-    int m = omp_get_max_threads(), lim = thread_limit();
+    int m = omp_get_max_threads(), lim = cd_thread_limit();
     return m < lim ? m : lim;
 #else
     return 1;
@@ -162,11 +163,14 @@ static void parallel_for(int64_t n, const cd_exec *ex, chunk_fn fn, const void *
     int64_t nt = 1;
     if (n / min >= 2) { /* else no OpenMP query at all: omp_get_num_procs() is a system call */
         nt = automatic ? cd_default_threads() : ex->nthreads;
-        int lim = thread_limit();
+        int lim = cd_thread_limit();
         if (nt > lim)
             nt = lim;
         if (nt > n / min)
             nt = n / min;
+#ifndef _OPENMP
+        nt = 1; /* no team without OpenMP */
+#endif
     }
 #ifdef CD_FORK_GUARD
     pthread_once(&atfork_once, register_atfork);
