@@ -88,37 +88,65 @@ def scalar_philox(ctr, key, rounds):
     return (c0, c1, c2, c3)
 
 
-def scalar_keep(e, p, seed, stream):
-    """keep(e) of format v1 for one element, on Python ints, straight from the spec text."""
-    key = (seed & 0xFFFFFFFF, seed >> 32)
+def scalar_ars(ctr, key, rounds):
+    """ARS-R of one counter on Python ints: the 128-bit counter and key as single integers (word 0
+    in the low bits), the Weyl schedule on their 64-bit halves, each round through the
+    reference's AES round functions."""
+    c = sum(w << (32 * i) for i, w in enumerate(ctr))
+    k = sum(w << (32 * i) for i, w in enumerate(key))
+
+    def state(v):
+        return np.frombuffer(v.to_bytes(16, "little"), np.uint8)
+
+    v = state(c ^ k)
+    lo, hi = k & (2**64 - 1), k >> 64
+    for r in range(rounds):
+        lo, hi = (lo + 0x9E3779B97F4A7C15) % 2**64, (hi + 0xBB67AE8584CAA73B) % 2**64
+        rk = state(lo | (hi << 64))
+        v = reference.aesenc(v, rk) if r < rounds - 1 else reference.aesenclast(v, rk)
+    out = int.from_bytes(v.tobytes(), "little")
+    return tuple((out >> (32 * i)) & 0xFFFFFFFF for i in range(4))
+
+
+def scalar_keep(e, p, seed, stream, fmt=1):
+    """keep(e) of format `fmt` for one element, on Python ints, straight from the spec text."""
+    if fmt == 1:
+        def words(ctr):
+            return scalar_philox(ctr, (seed & 0xFFFFFFFF, seed >> 32), 10)
+    else:
+        def words(ctr):
+            return scalar_ars(ctr, (seed & 0xFFFFFFFF, seed >> 32, 0, 0), 7)
     b, h = e >> 3, e & 7
     ctr = (b & 0xFFFFFFFF, b >> 32, stream & 0xFFFFFFFF, stream >> 32)
-    u = (scalar_philox(ctr, key, 10)[h >> 1] >> (16 * (h & 1))) & 0xFFFF
+    u = (words(ctr)[h >> 1] >> (16 * (h & 1))) & 0xFFFF
     sec = (ctr[0], ctr[1] | (1 << 31), ctr[2], ctr[3])
-    v = (scalar_philox(sec, key, 10)[h >> 1] >> (16 * (h & 1))) & 0xFFFF
+    v = (words(sec)[h >> 1] >> (16 * (h & 1))) & 0xFFFF
     T = int(np.floor((1.0 - p) * 2.0**32 + 0.5))
     thi, tlo = T >> 16, T & 0xFFFF
     return T >= 2**32 or (T > 0 and (u < thi or (u == thi and v < tlo)))
 
 
-def check_dropout(cd, x, p, seed, stream=0, offset=0, **kwargs):
-    """Call cd.dropout and compare bitwise with the reference; x must be left untouched."""
+def check_dropout(cd, x, p, seed, stream=0, offset=0, fmt=None, **kwargs):
+    """Call cd.dropout (with format=fmt unless fmt is None) and compare bitwise with the reference
+    of that format (None: the default); x must be left untouched."""
     before = np.array(x, copy=True)
+    if fmt is not None:
+        kwargs["format"] = fmt
     y = cd.dropout(x, p, seed=seed, stream=stream, offset=offset, **kwargs)
-    expected = reference.dropout(before, p, seed, stream, offset)
+    expected = reference.dropout(before, p, seed, stream, offset, fmt=fmt)
     assert_same_bits(y, expected)
     if kwargs.get("out") is not x:
         assert_same_bits(x, before, "input after the call")
     return y
 
 
-def tie_probes(n, seed, stream, offset, indices):
-    """p values that put element i exactly on a tie, and what format v1 says about it.
+def tie_probes(n, seed, stream, offset, indices, fmt=None):
+    """p values that put element i exactly on a tie, and what format `fmt` says about it.
 
     For element i with primary half u and secondary half v, T = u << 16 | v makes u == Thi and
     v == Tlo (dropped: v < Tlo is false); T + 1 keeps it; (1 - p) 2^32 = T + 0.5 must round up
     to T + 1 (kept) and T - 0.5 up to T (dropped). Returns [(i, p, keep_i), ...]."""
-    u, tie_v = reference.draws(n, seed, stream, offset)
+    u, tie_v = reference.draws(n, seed, stream, offset, fmt)
     v = tie_v(np.asarray(indices))
     probes = []
     for i, vi in zip(indices, v):
