@@ -1,8 +1,9 @@
 """cdropout: fast, exact, reproducible dropout for NumPy on the CPU.
 
-The mask of element ``e`` depends only on (seed, stream, e, p) through Philox4x32-10
-(docs/stream-format.md), so results are identical for any thread count, SIMD path or machine,
-and the backward can regenerate the mask from a key instead of storing it.
+The mask of element ``e`` depends only on (seed, stream, e, p) through a counter-based generator,
+Philox4x32-10 in stream format 1 and ARS-7 (AES rounds) in format 2 (docs/stream-format.md), so
+results are identical for any thread count, SIMD path or machine, and the backward can regenerate
+the mask from a key instead of storing it. ``format=None`` means ``FORMAT_VERSION``.
 """
 from ._version import __version__
 
@@ -12,9 +13,10 @@ except ImportError as _exc:  # pragma: no cover - exercised by tests/test_import
     from ._source_tree import not_built_message
 
     raise ImportError(not_built_message(__path__[0], _exc)) from _exc
-from ._api import dropout, dropout_backward, philox4x32
+from ._api import dropout, dropout_backward
 from ._config import simd_info
-from ._record import FORMAT_VERSION, BitMask, MaskKey
+from ._formats import FORMAT_VERSION, ars4x32, philox4x32
+from ._record import BitMask, MaskKey
 from ._seeding import Generator, default_generator, seed
 from .layers import Dropout
 from .variants import (
@@ -36,6 +38,7 @@ __all__ = [
     "BitMask",
     "Generator",
     "MaskKey",
+    "ars4x32",
     "default_generator",
     "dropout",
     "dropout_backward",

@@ -10,7 +10,7 @@ from ._api import Mask, apply_record, as_record, check_call, eval_result, mask_r
 from ._apply import target
 from ._checks import as_array, check_out, check_threads
 from ._record import gen_bits, threshold, unpack
-from ._seeding import SeedLike, resolve, validate
+from ._seeding import SeedLike, resolve, resolve_format, validate
 
 __all__ = ["ALPHA_PRIME", "alpha_dropout", "alpha_dropout_backward", "feature_alpha_dropout"]
 
@@ -23,14 +23,15 @@ _alpha_coefficients = alpha_coefficients
 
 def _alpha(x: Any, p: float, ns: Any, seed: SeedLike, stream: Optional[int], offset: int,
            training: bool, out: Optional[np.ndarray], return_mask: Optional[str],
-           num_threads: Optional[int]) -> Result:
+           num_threads: Optional[int], format: Optional[int]) -> Result:
     x, code, p, form, nthreads, out, mshape, _, offset = check_call(x, p, offset, out, return_mask,
                                                                     num_threads, ns, None)
+    fmt = resolve_format(seed, format)
     if not training or p == 0.0:
         validate(seed, stream)
-        return eval_result(x, out, form, offset, mshape, None, "alpha")
+        return eval_result(x, out, form, offset, mshape, None, "alpha", None, fmt)
     seed_, stream_ = resolve(seed, stream)
-    bits = gen_bits(seed_, stream_, threshold(p), offset, int(np.prod(mshape)), nthreads)
+    bits = gen_bits(seed_, stream_, threshold(p), offset, int(np.prod(mshape)), nthreads, fmt)
     keep = unpack(bits, mshape)
     x, y = target(x, out)
     with np.errstate(all="ignore"):  # overflow is a result, never an error half-way through
@@ -47,19 +48,19 @@ def _alpha(x: Any, p: float, ns: Any, seed: SeedLike, stream: Optional[int], off
             np.copyto(y, x.dtype.type(c), where=~keep)
     if form is None:
         return y
-    return y, mask_result(form, seed_, stream_, offset, p, mshape, True, "alpha", None, bits, x.shape)
+    return y, mask_result(form, seed_, stream_, offset, p, mshape, True, "alpha", None, bits, x.shape, fmt)
 
 
 @overload
 def alpha_dropout(x: Any, p: float = ..., *, seed: SeedLike = ..., stream: Optional[int] = ...,
                   offset: int = ..., training: bool = ..., out: Optional[np.ndarray] = ...,
                   return_mask: None = ..., num_threads: Optional[int] = ...,
-                  noise_shape: Optional[Sequence[int]] = ...) -> np.ndarray: ...
+                  noise_shape: Optional[Sequence[int]] = ..., format: Optional[int] = ...) -> np.ndarray: ...
 @overload
 def alpha_dropout(x: Any, p: float = ..., *, seed: SeedLike = ..., stream: Optional[int] = ...,
                   offset: int = ..., training: bool = ..., out: Optional[np.ndarray] = ..., return_mask: str,
                   num_threads: Optional[int] = ...,
-                  noise_shape: Optional[Sequence[int]] = ...) -> Tuple[np.ndarray, Any]: ...
+                  noise_shape: Optional[Sequence[int]] = ..., format: Optional[int] = ...) -> Tuple[np.ndarray, Any]: ...
 def alpha_dropout(
     x: Any,
     p: float = 0.5,
@@ -72,6 +73,7 @@ def alpha_dropout(
     return_mask: Optional[str] = None,
     num_threads: Optional[int] = None,
     noise_shape: Optional[Sequence[int]] = None,
+    format: Optional[int] = None,
 ) -> Result:
     """Alpha dropout for self-normalizing (SELU) networks, as ``torch.nn.AlphaDropout``.
 
@@ -86,9 +88,9 @@ def alpha_dropout(
         float16, float32 or float64, any shape.
     p : float
         Drop probability in [0, 1].
-    seed, stream, offset, training, out, return_mask, num_threads, noise_shape
-        As in :func:`cdropout.dropout`: the keep mask is exactly format v1's mask of
-        (seed, stream, offset, p) over the noise shape.
+    seed, stream, offset, training, out, return_mask, num_threads, noise_shape, format
+        As in :func:`cdropout.dropout`: the keep mask is exactly :func:`cdropout.dropout`'s mask
+        of (format, seed, stream, offset, p) over the noise shape.
 
     Returns
     -------
@@ -114,17 +116,19 @@ def alpha_dropout(
     >>> abs(float(y.mean())) < 0.02 and abs(float(y.std()) - 1.0) < 0.02
     True
     """
-    return _alpha(x, p, noise_shape, seed, stream, offset, training, out, return_mask, num_threads)
+    return _alpha(x, p, noise_shape, seed, stream, offset, training, out, return_mask, num_threads, format)
 
 
 @overload
 def feature_alpha_dropout(x: Any, p: float = ..., *, seed: SeedLike = ..., stream: Optional[int] = ...,
                           offset: int = ..., training: bool = ..., out: Optional[np.ndarray] = ...,
-                          return_mask: None = ..., num_threads: Optional[int] = ...) -> np.ndarray: ...
+                          return_mask: None = ..., num_threads: Optional[int] = ...,
+                          format: Optional[int] = ...) -> np.ndarray: ...
 @overload
 def feature_alpha_dropout(x: Any, p: float = ..., *, seed: SeedLike = ..., stream: Optional[int] = ...,
                           offset: int = ..., training: bool = ..., out: Optional[np.ndarray] = ...,
-                          return_mask: str, num_threads: Optional[int] = ...) -> Tuple[np.ndarray, Any]: ...
+                          return_mask: str, num_threads: Optional[int] = ...,
+                          format: Optional[int] = ...) -> Tuple[np.ndarray, Any]: ...
 def feature_alpha_dropout(
     x: Any,
     p: float = 0.5,
@@ -136,6 +140,7 @@ def feature_alpha_dropout(
     out: Optional[np.ndarray] = None,
     return_mask: Optional[str] = None,
     num_threads: Optional[int] = None,
+    format: Optional[int] = None,
 ) -> Result:
     """Alpha dropout of whole channels, as ``torch.nn.FeatureAlphaDropout``.
 
@@ -145,7 +150,7 @@ def feature_alpha_dropout(
         float16/32/64 of at least 2 dimensions (N, C, ...).
     p : float
         Probability that a channel is dropped, in [0, 1].
-    seed, stream, offset, training, out, return_mask, num_threads
+    seed, stream, offset, training, out, return_mask, num_threads, format
         As in :func:`alpha_dropout`, with the noise shape (N, C, 1, ..., 1).
 
     Returns
@@ -174,7 +179,7 @@ def feature_alpha_dropout(
     if xa.ndim < 2:
         raise ValueError(f"feature_alpha_dropout needs at least 2 dimensions (N, C, ...), got shape {xa.shape}")
     ns = xa.shape[:2] + (1,) * (xa.ndim - 2)
-    return _alpha(xa, p, ns, seed, stream, offset, training, out, return_mask, num_threads)
+    return _alpha(xa, p, ns, seed, stream, offset, training, out, return_mask, num_threads, format)
 
 
 def alpha_dropout_backward(grad: Any, mask: Mask, *, p: Optional[float] = None,
@@ -187,7 +192,8 @@ def alpha_dropout_backward(grad: Any, mask: Mask, *, p: Optional[float] = None,
         float16/32/64 gradient of the forward's output.
     mask : numpy.ndarray of bool, BitMask or MaskKey
         The mask returned by the forward (noise-shaped masks broadcast); a record must be of
-        kind 'alpha' (a mask of another operation raises ValueError).
+        kind 'alpha' (a mask of another operation raises ValueError). A key regenerates the
+        mask with its own format (its `version`).
     p : float, optional
         Required for a bool mask; must agree with the mask's p otherwise.
     out : numpy.ndarray, optional

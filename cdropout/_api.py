@@ -1,8 +1,7 @@
-"""dropout, dropout_backward and philox4x32: user input checked once, then the one apply path."""
+"""dropout and dropout_backward: user input checked once, then the one apply path."""
 from __future__ import annotations
 
 import math
-import numbers
 from typing import Any, Literal, Optional, Sequence, Tuple, Union, overload
 
 
@@ -12,9 +11,10 @@ from . import _config, _core
 from ._alpha_constants import alpha_coefficients
 from ._apply import apply, block_mask_shape, constants, forward_bits, in_dtype, target
 from ._checks import (MASK_FORMS, Shape, as_array, check_form, check_index, check_out, check_p, check_span,
-                      check_threads, check_u64, noise_shape)
-from ._record import FORMAT_VERSION, KINDS, BitMask, Index, MaskKey, packed_size, unpack
-from ._seeding import SeedLike, _front, resolve, validate
+                      check_threads, noise_shape)
+from ._formats import FORMAT_VERSION, philox4x32
+from ._record import KINDS, BitMask, Index, MaskKey, packed_size, unpack
+from ._seeding import SeedLike, _front, resolve, resolve_format, validate
 
 __all__ = ["FORMAT_VERSION", "Mask", "dropout", "dropout_backward", "philox4x32"]
 
@@ -55,11 +55,15 @@ def check_call(x: Any, p: Any, offset: Any, out: Any, return_mask: Any, num_thre
 
 
 def eval_result(x: np.ndarray, out: Optional[np.ndarray], form: Optional[str], offset: int, mshape: Shape,
-                index: Optional[Index], kind: str, factor: Optional[float] = None) -> Any:
+                index: Optional[Index], kind: str, factor: Optional[float] = None,
+                version: Optional[int] = None) -> Any:
     """training=False: x itself (or written into out), or ``x * factor``; no stream is drawn.
 
-    A returned mask is the keep-all mask (p = 0) of the call's shape and kind.
+    A returned mask is the keep-all mask (p = 0) of the call's shape, kind and format `version`
+    (None: FORMAT_VERSION, 1 for 'gaussian').
     """
+    if version is None:
+        version = 1 if kind == "gaussian" else FORMAT_VERSION
     if form is not None and factor is not None:
         raise ValueError("return_mask needs training=True when scale=False (the inference map "
                          "x * (1-p) is not a mask)")
@@ -74,7 +78,7 @@ def eval_result(x: np.ndarray, out: Optional[np.ndarray], form: Optional[str], o
     if form is None:
         return y
     if form == "key":
-        return y, MaskKey._make(0, 0, offset, 0.0, mshape, True, kind, index)
+        return y, MaskKey._make(0, 0, offset, 0.0, mshape, True, kind, index, version)
     shape = mshape if index is None else block_mask_shape(x.shape, mshape)
     if form == "bool":
         return y, np.ones(shape, np.bool_)
@@ -82,18 +86,19 @@ def eval_result(x: np.ndarray, out: Optional[np.ndarray], form: Optional[str], o
     bits = np.full(packed_size(n), 0xFF, np.uint8)
     if n % 8:
         bits[-1] = (1 << (n % 8)) - 1  # padding bits 0, as np.packbits gives
-    return y, BitMask._make(bits, shape, 0.0, True, kind, offset)
+    return y, BitMask._make(bits, shape, 0.0, True, kind, offset, version)
 
 
 def mask_result(form: str, seed: int, stream: int, offset: int, p: float, mshape: Shape, scale: bool,
-                kind: str, index: Optional[Index], bits: Optional[np.ndarray], shape: Shape) -> Mask:
-    """The mask a forward returns in `form` (bits: the packed mask of the array or block)."""
+                kind: str, index: Optional[Index], bits: Optional[np.ndarray], shape: Shape, version: int) -> Mask:
+    """The mask a forward of format `version` returns in `form` (bits: the packed mask of the array
+    or block)."""
     if form == "key":
-        return MaskKey._make(seed, stream, offset, p, mshape, scale, kind, index)
+        return MaskKey._make(seed, stream, offset, p, mshape, scale, kind, index, version)
     assert bits is not None
     bshape = mshape if index is None else block_mask_shape(shape, mshape)
     if form == "bits":
-        return BitMask._make(bits, bshape, p, scale, kind, offset)
+        return BitMask._make(bits, bshape, p, scale, kind, offset, version)
     return unpack(bits, bshape)
 
 
@@ -123,8 +128,8 @@ def as_record(mask: Any, p: Any, scale: Any, kind: str) -> Record:
     p = check_p(p)
     if scale is not None and not isinstance(scale, (bool, np.bool_)):
         raise TypeError(f"scale must be a bool, not {type(scale).__name__}")
-    bits = np.packbits(mask, axis=None, bitorder="little")
-    return BitMask._make(bits, mask.shape, p, True if scale is None else bool(scale), kind, 0)
+    bits = np.packbits(mask, axis=None, bitorder="little")  # (a bool mask's format is unknown)
+    return BitMask._make(bits, mask.shape, p, True if scale is None else bool(scale), kind, 0, FORMAT_VERSION)
 
 
 def record_shape(rec: Record, shape: Shape, index: Any) -> Tuple[Shape, Optional[Index]]:
@@ -181,32 +186,33 @@ def apply_record(x: np.ndarray, out: Optional[np.ndarray], rec: Record, nthreads
 def dropout(x: Any, p: float = ..., *, seed: SeedLike = ..., stream: Optional[int] = ..., offset: int = ...,
             training: bool = ..., out: Optional[np.ndarray] = ..., return_mask: None = ...,
             num_threads: Optional[int] = ..., noise_shape: Optional[Sequence[Optional[int]]] = ...,
-            scale: bool = ..., index: IndexLike = ...) -> np.ndarray: ...
+            scale: bool = ..., index: IndexLike = ..., format: Optional[int] = ...) -> np.ndarray: ...
 @overload
 def dropout(x: Any, p: float = ..., *, seed: SeedLike = ..., stream: Optional[int] = ..., offset: int = ...,
             training: bool = ..., out: Optional[np.ndarray] = ..., return_mask: Literal["bool"],
             num_threads: Optional[int] = ..., noise_shape: Optional[Sequence[Optional[int]]] = ...,
-            scale: bool = ..., index: IndexLike = ...) -> Tuple[np.ndarray, np.ndarray]: ...
+            scale: bool = ..., index: IndexLike = ..., format: Optional[int] = ...) -> Tuple[np.ndarray, np.ndarray]: ...
 @overload
 def dropout(x: Any, p: float = ..., *, seed: SeedLike = ..., stream: Optional[int] = ..., offset: int = ...,
             training: bool = ..., out: Optional[np.ndarray] = ..., return_mask: Literal["bits"],
             num_threads: Optional[int] = ..., noise_shape: Optional[Sequence[Optional[int]]] = ...,
-            scale: bool = ..., index: IndexLike = ...) -> Tuple[np.ndarray, BitMask]: ...
+            scale: bool = ..., index: IndexLike = ..., format: Optional[int] = ...) -> Tuple[np.ndarray, BitMask]: ...
 @overload
 def dropout(x: Any, p: float = ..., *, seed: SeedLike = ..., stream: Optional[int] = ..., offset: int = ...,
             training: bool = ..., out: Optional[np.ndarray] = ..., return_mask: Literal["key"],
             num_threads: Optional[int] = ..., noise_shape: Optional[Sequence[Optional[int]]] = ...,
-            scale: bool = ..., index: IndexLike = ...) -> Tuple[np.ndarray, MaskKey]: ...
+            scale: bool = ..., index: IndexLike = ..., format: Optional[int] = ...) -> Tuple[np.ndarray, MaskKey]: ...
 @overload
 def dropout(x: Any, p: float = ..., *, seed: SeedLike = ..., stream: Optional[int] = ..., offset: int = ...,
             training: bool = ..., out: Optional[np.ndarray] = ..., return_mask: str,
             num_threads: Optional[int] = ..., noise_shape: Optional[Sequence[Optional[int]]] = ...,
-            scale: bool = ..., index: IndexLike = ...) -> Tuple[np.ndarray, Mask]: ...
+            scale: bool = ..., index: IndexLike = ..., format: Optional[int] = ...) -> Tuple[np.ndarray, Mask]: ...
 @overload
 def dropout(x: Any, p: float = ..., *, seed: SeedLike = ..., stream: Optional[int] = ..., offset: int = ...,
             training: bool = ..., out: Optional[np.ndarray] = ..., return_mask: Optional[str] = ...,
             num_threads: Optional[int] = ..., noise_shape: Optional[Sequence[Optional[int]]] = ...,
-            scale: bool = ..., index: IndexLike = ...) -> Union[np.ndarray, Tuple[np.ndarray, Mask]]: ...
+            scale: bool = ..., index: IndexLike = ...,
+            format: Optional[int] = ...) -> Union[np.ndarray, Tuple[np.ndarray, Mask]]: ...
 def dropout(
     x: Any,
     p: float = 0.5,
@@ -221,6 +227,7 @@ def dropout(
     noise_shape: Optional[Sequence[Optional[int]]] = None,
     scale: bool = True,
     index: IndexLike = None,
+    format: Optional[int] = None,
 ) -> Union[np.ndarray, Tuple[np.ndarray, Mask]]:
     """Inverted dropout: zero each element with probability `p`, scale the rest by 1/(1-p).
 
@@ -263,6 +270,11 @@ def dropout(
         ``dropout(whole, ...)[block] == dropout(whole[block], ..., index=(whole.shape, origin))``
         for any tiling. `noise_shape` is then the whole array's, and a returned key covers the
         whole array (its backward is given the same block); bits and bool masks are the block's.
+    format : {1, 2} or None
+        The stream format (docs/stream-format.md): 1 draws the keep bits with Philox4x32-10, 2
+        with ARS-7 (AES rounds); both are exact (P(keep) = T / 2**32) and frozen. None: the
+        format of a cdropout Generator `seed` (None: the default generator's), else
+        ``cdropout.FORMAT_VERSION``. A returned record carries it as its `version`.
 
     Returns
     -------
@@ -275,26 +287,27 @@ def dropout(
     -----
     Element ``idx`` of x gets the mask element at C-order index ``offset + i`` of the mask shape
     (x's shape, the noise shape, or the whole array's with `index`); its keep decision depends
-    only on (seed, stream, that index, p) through Philox4x32-10 (docs/stream-format.md). Dropped
+    only on (format, seed, stream, that index, p), through Philox4x32-10 in format 1 and ARS-7 in
+    format 2 (docs/stream-format.md). Dropped
     elements are +0.0 even where x is NaN or Inf; overflow of ``x * s`` gives inf, never an
     error, whatever ``np.errstate`` says.
 
-    **Compatibility guarantee.** The masks of stream format version ``cdropout.FORMAT_VERSION``
-    (1) are frozen: for a given (seed, stream, offset, p, shape), :func:`dropout` and every
-    function built on it return bitwise the same mask and result on every machine, operating
-    system, SIMD path and thread count, in this and every later release, as numpy.random does
-    for its bit generators' streams. A change of the stream would be a new format version, never
-    a silent change of version 1; a record (:class:`MaskKey`, :class:`BitMask`) carries the
-    version it was made with. Only fixes of outright bugs, announced in the release notes, are
-    exempt. Dtype results follow from the mask: kept elements are ``x * s`` in the dtype's
-    arithmetic with ``s = 1/(1-p)`` rounded to the dtype (float16 computes in float32 and rounds
-    once).
+    **Compatibility guarantee.** The masks of every stream format (1 and 2) are frozen: for a
+    given (format, seed, stream, offset, p, shape), :func:`dropout` and every function built on
+    it return bitwise the same mask and result on every machine, operating system, SIMD path and
+    thread count, in this and every later release, as numpy.random does for its bit generators'
+    streams. A change of a stream would be a new format version, never a silent change of an
+    existing one; a record (:class:`MaskKey`, :class:`BitMask`) carries the version it was made
+    with. Only fixes of outright bugs, announced in the release notes, are exempt. Pass `format`
+    to pin the format: the default, ``cdropout.FORMAT_VERSION``, may change in a later release.
+    Dtype results follow from the mask: kept elements are ``x * s`` in the dtype's arithmetic
+    with ``s = 1/(1-p)`` rounded to the dtype (float16 computes in float32 and rounds once).
 
     Examples
     --------
     >>> import numpy as np, cdropout
     >>> x = np.arange(1, 9, dtype=np.float32)
-    >>> cdropout.dropout(x, 0.5, seed=42)          # kept elements doubled, dropped ones +0.0
+    >>> cdropout.dropout(x, 0.5, seed=42, format=1)  # kept elements doubled, dropped ones +0.0
     array([ 0.,  0.,  6.,  8., 10., 12.,  0., 16.], dtype=float32)
     >>> y, key = cdropout.dropout(x, 0.5, seed=42, out=x, return_mask="key")  # in place
     >>> y is x
@@ -314,20 +327,23 @@ def dropout(
     else:
         x, code, p, form, nthreads, out, mshape, index_, offset = check_call(
             x, p, offset, out, return_mask, num_threads, noise_shape, index)
+    fmt = FORMAT_VERSION if format is None and type(seed) is int else resolve_format(seed, format)
     if not training:
         validate(seed, stream)  # the same errors as in training, but no stream is drawn
-        return eval_result(x, out, form, offset, mshape, index_, "bernoulli", None if scale else 1.0 - p)
+        return eval_result(x, out, form, offset, mshape, index_, "bernoulli", None if scale else 1.0 - p, fmt)
     seed_, stream_ = resolve(seed, stream)
     x, y = target(x, out)
     s, T = constants(p, code, scale)
     if form is None and index_ is None and mshape == x.shape:
-        _core.apply_key(x, y, s, seed_, stream_, T, offset, None, None, nthreads, _config.min_per_thread, _config.isa)
+        _core.apply_key(x, y, s, seed_, stream_, T, offset, None, None, nthreads, _config.min_per_thread, _config.isa,
+                        fmt=fmt)
         return y
     bits = forward_bits(x, y, s, seed_, stream_, T, offset, mshape, index_, form is not None and form != "key",
-                        nthreads)
+                        nthreads, fmt)
     if form is None:
         return y
-    return y, mask_result(form, seed_, stream_, offset, p, mshape, bool(scale), "bernoulli", index_, bits, x.shape)
+    return y, mask_result(form, seed_, stream_, offset, p, mshape, bool(scale), "bernoulli", index_, bits, x.shape,
+                          fmt)
 
 
 def dropout_backward(
@@ -369,8 +385,8 @@ def dropout_backward(
     Notes
     -----
     With a MaskKey ``k`` the result is bitwise ``dropout(grad, k.p, seed=k.seed, stream=k.stream,
-    offset=k.offset, noise_shape=k.shape, scale=k.scale, index=k.index)``: the same mask
-    and the same scale (1 when ``k.scale`` is False).
+    offset=k.offset, noise_shape=k.shape, scale=k.scale, index=k.index, format=k.version)``: the
+    same mask (of the key's own format) and the same scale (1 when ``k.scale`` is False).
 
     Examples
     --------
@@ -392,7 +408,7 @@ def dropout_backward(
         grad, y = target(grad, out)
         s, T = constants(mask.p, code, mask.scale)
         _core.apply_key(grad, y, s, mask.seed, mask.stream, T, mask.offset, None, None, nthreads,
-                        _config.min_per_thread, _config.isa)
+                        _config.min_per_thread, _config.isa, fmt=mask.version)
         return y
     rec = as_record(mask, p, scale, "bernoulli")
     return apply_record(grad, out, rec, nthreads, index, code)
@@ -400,50 +416,6 @@ def dropout_backward(
 
 _front["dropout"] = dropout
 _front["dropout_backward"] = dropout_backward
-
-
-def philox4x32(counter: Any, key: Sequence[int], rounds: int = 10) -> np.ndarray:
-    """The raw Philox4x32-`rounds` bijection, as in Random123.
-
-    Parameters
-    ----------
-    counter : array_like of int, shape (..., 4)
-        Counter words (each in [0, 2**32)), word 0 first.
-    key : sequence of two ints
-        Key words (each in [0, 2**32)), word 0 first.
-    rounds : int
-        Number of rounds, 0 to 16 (10 is Philox4x32-10, the one dropout uses).
-
-    Returns
-    -------
-    numpy.ndarray
-        uint32 array of counter's shape.
-
-    Examples
-    --------
-    >>> import cdropout
-    >>> [hex(w) for w in cdropout.philox4x32([0, 0, 0, 0], [0, 0])]
-    ['0x6627e8d5', '0xe169c58d', '0xbc57ac4c', '0x9b00dbd8']
-    """
-    c = np.asarray(counter)
-    if c.dtype.kind not in "ui":
-        raise TypeError(f"counter must hold integers, not {c.dtype}")
-    if c.ndim == 0 or c.shape[-1] != 4:
-        raise ValueError(f"counter must have shape (..., 4), got {c.shape}")
-    if c.size and (int(c.min()) < 0 or int(c.max()) >= 1 << 32):
-        raise ValueError("counter words must be in [0, 2**32)")
-    k = list(key)
-    if len(k) != 2:
-        raise ValueError(f"key must have two words, got {len(k)}")
-    k0, k1 = (check_u64(w, "key") for w in k)
-    if k0 >= 1 << 32 or k1 >= 1 << 32:
-        raise ValueError("key words must be in [0, 2**32)")
-    if isinstance(rounds, bool) or not isinstance(rounds, numbers.Integral) or not 0 <= rounds <= 16:
-        raise ValueError(f"rounds must be an int in [0, 16], got {rounds!r}")
-    c = np.ascontiguousarray(c, dtype=np.uint32)
-    result = np.empty_like(c)
-    _core.philox(c, result, k0, k1, int(rounds))
-    return result
 
 
 # Names older modules import (cdropout.torch): kept so they keep working.

@@ -4,8 +4,9 @@ Every forward that selects (dropout and its structured forms) and every backward
 alpha dropout, the layer, the PyTorch front end) ends in :func:`apply`. A mask element is
 addressed by its index ``m = mbase + sum_k idx[k] * mstrides[k]`` (see :func:`mask_map`): the
 C-order index of the array (the plain mask), zero strides over broadcast axes (a noise shape), or
-the C-order strides of a larger array for a block of it (``index=``). Arguments are checked by the
-callers; nothing here validates user input again.
+the C-order strides of a larger array for a block of it (``index=``). A key's keep bits are those
+of its stream format (`fmt`, a record's `version`: 1 or 2). Arguments are checked by the callers;
+nothing here validates user input again.
 """
 from __future__ import annotations
 
@@ -101,24 +102,26 @@ def apply(x: np.ndarray, y: np.ndarray, rec: Record, s: float, mshape: Shape, in
     """y = keep ? x * s : +0 with the mask of `rec` (of checked shape `mshape`) on x's elements."""
     mpt, isa = _config.min_per_thread, _config.isa
     if isinstance(rec, MaskKey):
-        T = threshold(rec.p)
+        T, fmt = threshold(rec.p), rec.version
         if index is None and mshape == x.shape:
-            _core.apply_key(x, y, s, rec.seed, rec.stream, T, rec.offset, None, None, nthreads, mpt, isa)
+            _core.apply_key(x, y, s, rec.seed, rec.stream, T, rec.offset, None, None, nthreads, mpt, isa, fmt=fmt)
         elif index is None:  # noise shape: the small mask's bits, broadcast with zero strides
-            bits = gen_bits(rec.seed, rec.stream, T, rec.offset, math.prod(mshape), nthreads)
+            bits = gen_bits(rec.seed, rec.stream, T, rec.offset, math.prod(mshape), nthreads, fmt)
             _core.apply_bits(x, y, s, bits, *mask_map(x.shape, mshape, None), nthreads, mpt, isa)
         else:
             mbase, mstrides = mask_map(x.shape, mshape, index)
             _core.apply_key(x, y, s, rec.seed, rec.stream, T, rec.offset + mbase, mstrides, None,
-                            nthreads, mpt, isa)
+                            nthreads, mpt, isa, fmt=fmt)
     else:
         mbase, mstrides = mask_map(x.shape, mshape, index)
         _core.apply_bits(x, y, s, rec.data, mbase, mstrides, nthreads, mpt, isa)
 
 
 def forward_bits(x: np.ndarray, y: np.ndarray, s: float, seed: int, stream: int, T: int, offset: int,
-                 mshape: Shape, index: Optional[Index], want_bits: bool, nthreads: int) -> Optional[np.ndarray]:
-    """A forward from a key; returns the packed mask of the array (or block) when `want_bits`.
+                 mshape: Shape, index: Optional[Index], want_bits: bool, nthreads: int,
+                 fmt: int) -> Optional[np.ndarray]:
+    """A forward from a key of format `fmt`; returns the packed mask of the array (or block) when
+    `want_bits`.
 
     The returned bits cover `mshape` without index, else the block's part of the mask
     (:func:`block_mask_shape`).
@@ -126,23 +129,24 @@ def forward_bits(x: np.ndarray, y: np.ndarray, s: float, seed: int, stream: int,
     mpt, isa = _config.min_per_thread, _config.isa
     if index is None and mshape == x.shape:
         bits = np.empty(packed_size(x.size), np.uint8) if want_bits else None
-        _core.apply_key(x, y, s, seed, stream, T, offset, None, bits, nthreads, mpt, isa)
+        _core.apply_key(x, y, s, seed, stream, T, offset, None, bits, nthreads, mpt, isa, fmt=fmt)
         return bits
     if index is None:
-        bits = gen_bits(seed, stream, T, offset, math.prod(mshape), nthreads)
+        bits = gen_bits(seed, stream, T, offset, math.prod(mshape), nthreads, fmt)
         _core.apply_bits(x, y, s, bits, *mask_map(x.shape, mshape, None), nthreads, mpt, isa)
         return bits if want_bits else None
     mbase, mstrides = mask_map(x.shape, mshape, index)
-    _core.apply_key(x, y, s, seed, stream, T, offset + mbase, mstrides, None, nthreads, mpt, isa)
+    _core.apply_key(x, y, s, seed, stream, T, offset + mbase, mstrides, None, nthreads, mpt, isa, fmt=fmt)
     if not want_bits:
         return None
-    return block_bits(seed, stream, T, offset + mbase, mstrides, block_mask_shape(x.shape, mshape), nthreads)
+    return block_bits(seed, stream, T, offset + mbase, mstrides, block_mask_shape(x.shape, mshape), nthreads,
+                      fmt)
 
 
 def block_bits(seed: int, stream: int, T: int, mbase: int, mstrides: Optional[Tuple[int, ...]],
-               bshape: Shape, nthreads: int) -> np.ndarray:
-    """Packed keep bits (C order of `bshape`) of the mask indices mbase + idx . mstrides."""
+               bshape: Shape, nthreads: int, fmt: int) -> np.ndarray:
+    """Packed keep bits of format `fmt` (C order of `bshape`) of the mask indices mbase + idx . mstrides."""
     probe = np.ones(bshape, np.float32)
     _core.apply_key(probe, probe, 1.0, seed, stream, T, mbase, mstrides, None, nthreads,
-                    _config.min_per_thread, _config.isa)
+                    _config.min_per_thread, _config.isa, fmt=fmt)
     return np.packbits(probe.ravel() != 0, bitorder="little")

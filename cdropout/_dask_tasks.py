@@ -35,7 +35,8 @@ def forward_block(x: np.ndarray, key: MaskKey, nthreads: Optional[int],
         x = out = np.array(x, order="C")
     y = _cd.dropout(x, key.p, seed=key.seed, stream=key.stream, offset=key.offset,
                     noise_shape=None if key.shape == gshape else key.shape, scale=key.scale,
-                    out=out, num_threads=nthreads, index=(gshape, block_origin(block_info[0]["array-location"])))
+                    out=out, num_threads=nthreads, index=(gshape, block_origin(block_info[0]["array-location"])),
+                    format=key.version)
     return cast(np.ndarray, y)
 
 
@@ -48,7 +49,7 @@ def keep_block(key: MaskKey, origin: Shape, shape: Shape, nthreads: Optional[int
     """The keep flags of the block of the mask of `key` at `origin` with `shape`."""
     ones = np.ones(shape, np.float16)
     y = _cd.dropout(ones, key.p, seed=key.seed, stream=key.stream, offset=key.offset, scale=False,
-                    out=ones, num_threads=nthreads, index=(key.shape, origin))
+                    out=ones, num_threads=nthreads, index=(key.shape, origin), format=key.version)
     return np.not_equal(cast(np.ndarray, y), 0)  # kept elements are exactly 1, dropped ones +0
 
 
@@ -82,14 +83,14 @@ def unpack_rows(data: np.ndarray, last: int) -> np.ndarray:
     return np.unpackbits(data, axis=-1, count=last, bitorder="little").view(np.bool_)
 
 
-def bitmask_of(data: np.ndarray, last: int, p: float, scale: bool) -> _cd.BitMask:
+def bitmask_of(data: np.ndarray, last: int, p: float, scale: bool, version: int) -> _cd.BitMask:
     """The cdropout.BitMask of one mask block stored row-packed in `data`."""
     keep = unpack_rows(data, last)
     if keep.ndim and last % 8 == 0:
         flat = np.ascontiguousarray(data).reshape(-1)  # whole bytes per row: already C-order packed
     else:
         flat = np.packbits(keep.reshape(-1), bitorder="little")
-    return _cd.BitMask(flat, keep.shape, p, scale)
+    return _cd.BitMask(flat, keep.shape, p, scale, version=version)
 
 
 def backward_key_block(g: np.ndarray, key: MaskKey, nthreads: Optional[int],
@@ -101,12 +102,12 @@ def backward_key_block(g: np.ndarray, key: MaskKey, nthreads: Optional[int],
 
 
 def backward_bits_block(g: np.ndarray, data: np.ndarray, last_chunks: Tuple[int, ...], p: float,
-                        scale: bool, nthreads: Optional[int],
+                        scale: bool, nthreads: Optional[int], version: int,
                         block_info: Optional[Dict[Any, Any]] = None) -> np.ndarray:
     """cdropout.dropout_backward of one block with the BitMask of the same chunk of the mask."""
     assert block_info is not None
     last = last_chunks[block_info[1]["chunk-location"][-1]] if data.ndim else 1
-    return _cd.dropout_backward(g, bitmask_of(data, last, p, scale), num_threads=nthreads)
+    return _cd.dropout_backward(g, bitmask_of(data, last, p, scale, version), num_threads=nthreads)
 
 
 def backward_bool_block(g: np.ndarray, keep: np.ndarray, p: float, scale: Optional[bool],

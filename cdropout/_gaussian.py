@@ -159,7 +159,7 @@ def gaussian_dropout(
     if form is None:
         return y
     if form == "key":
-        return y, MaskKey._make(seed_, stream_, offset, p, mshape, True, "gaussian")
+        return y, MaskKey._make(seed_, stream_, offset, p, mshape, True, "gaussian", None, 1)
     return y, noise
 
 

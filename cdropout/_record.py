@@ -1,6 +1,7 @@
 """The mask record: what a forward returns and every backward takes.
 
-A record says which operation made the mask (its kind), under which stream-format version, with
+A record says which operation made the mask (its kind), under which stream-format version (1 or
+2, docs/stream-format.md: the backward regenerates a key's mask with its own version), with
 which p, whether kept elements were rescaled, over which shape (the mask or noise shape) and at
 which global offset, and holds either the key that regenerates the mask (:class:`MaskKey`) or
 the packed keep bits (:class:`BitMask`). A record built by a user (or unpickled) is validated
@@ -16,9 +17,7 @@ import numpy as np
 
 from . import _config, _core
 from ._checks import Shape, check_p, check_shape, check_span, check_u64
-
-#: The stream-format version of the masks this release makes (docs/stream-format.md).
-FORMAT_VERSION = 1
+from ._formats import FORMAT_VERSION, check_format
 
 #: Mask kinds, and the backward that takes each.
 KINDS = {
@@ -32,7 +31,7 @@ _setattr = object.__setattr__  # records are immutable: their own fields are set
 
 
 def threshold(p: float) -> int:
-    """T = round((1 - p) * 2**32) in float64: P(keep) = T / 2**32 exactly (format v1)."""
+    """T = round((1 - p) * 2**32) in float64: P(keep) = T / 2**32 exactly (every format)."""
     return math.floor((1.0 - p) * 4294967296.0 + 0.5)
 
 
@@ -40,10 +39,10 @@ def packed_size(n: int) -> int:
     return (n + 7) // 8
 
 
-def gen_bits(seed: int, stream: int, T: int, offset: int, n: int, nthreads: int = 0) -> np.ndarray:
-    """The packed keep bits of mask indices offset .. offset+n-1 (bit i = index offset + i)."""
+def gen_bits(seed: int, stream: int, T: int, offset: int, n: int, nthreads: int = 0, fmt: int = 1) -> np.ndarray:
+    """The packed keep bits of format `fmt` of mask indices offset .. offset+n-1 (bit i = index offset + i)."""
     bits = np.empty(packed_size(n), np.uint8)
-    _core.gen_bits(seed, stream, T, offset, bits, n, nthreads, _config.min_per_thread, _config.isa)
+    _core.gen_bits(seed, stream, T, offset, bits, n, nthreads, _config.min_per_thread, _config.isa, fmt=fmt)
     return bits
 
 
@@ -57,10 +56,15 @@ def _check_kind(kind: Any) -> str:
     return kind
 
 
-def _check_version(version: Any) -> int:
-    version = check_u64(version, "version")
-    if version != FORMAT_VERSION:
-        raise ValueError(f"version {version} is not a stream format this release knows (it knows {FORMAT_VERSION})")
+def _check_version(version: Any, kind: str) -> int:
+    """A record's stream-format version: a format this release knows (1 or 2); 1 for 'gaussian'.
+    None: the default, FORMAT_VERSION (1 for 'gaussian')."""
+    if version is None:
+        return 1 if kind == "gaussian" else FORMAT_VERSION
+    version = check_format(version, "version")
+    if kind == "gaussian" and version != 1:
+        raise ValueError(f"version must be 1 for a 'gaussian' mask (Gaussian noise has one rule, "
+                         f"the same in every format), got {version}")
     return version
 
 
@@ -101,9 +105,9 @@ class _Record:
 class MaskKey(_Record):
     """A mask stored as the key that regenerates it: no bytes per element.
 
-    Element ``i`` (C order) of the mask of shape `shape` is format v1's keep decision of global
-    index ``offset + i`` of stream `stream` of `seed` with drop probability `p`
-    (docs/stream-format.md); the backward regenerates it.
+    Element ``i`` (C order) of the mask of shape `shape` is the keep decision of stream format
+    `version` for global index ``offset + i`` of stream `stream` of `seed` with drop probability
+    `p` (docs/stream-format.md); the backward regenerates it with that format.
 
     Parameters
     ----------
@@ -120,7 +124,8 @@ class MaskKey(_Record):
         structured forms, 'alpha' for alpha dropout, 'gaussian' for Gaussian dropout. Each
         backward accepts only its own kind.
     version : int
-        The stream-format version (only ``cdropout.FORMAT_VERSION`` is accepted).
+        The stream-format version, 1 or 2 (None: ``cdropout.FORMAT_VERSION``); a 'gaussian'
+        key is always version 1.
     index : (global_shape, block_origin), optional
         Set when the record was made for a block of a larger array (``dropout(..., index=)``):
         `shape` is then the whole array's mask shape and the backward applies the block's part.
@@ -129,10 +134,10 @@ class MaskKey(_Record):
     --------
     >>> import numpy as np, cdropout
     >>> x = np.arange(1, 9, dtype=np.float64)
-    >>> y, key = cdropout.dropout(x, 0.5, seed=7, return_mask="key")
+    >>> y, key = cdropout.dropout(x, 0.5, seed=7, return_mask="key", format=2)
     >>> key
-    cdropout.MaskKey(seed=7, stream=0, offset=0, p=0.5, shape=(8,), scale=True, kind='bernoulli', version=1)
-    >>> g = cdropout.dropout_backward(np.ones_like(x), key)
+    cdropout.MaskKey(seed=7, stream=0, offset=0, p=0.5, shape=(8,), scale=True, kind='bernoulli', version=2)
+    >>> g = cdropout.dropout_backward(np.ones_like(x), key)    # format 2's mask again
     >>> np.array_equal(g != 0, y != 0)
     True
     """
@@ -143,7 +148,7 @@ class MaskKey(_Record):
     index: Optional[Index]
 
     def __init__(self, seed: Any, stream: Any, offset: Any, p: Any, shape: Any, scale: Any = True, *,
-                 kind: str = "bernoulli", version: int = FORMAT_VERSION, index: Any = None) -> None:
+                 kind: str = "bernoulli", version: Optional[int] = None, index: Any = None) -> None:
         kind = _check_kind(kind)
         p = check_p(p)
         if kind == "gaussian" and p >= 1.0:
@@ -153,11 +158,11 @@ class MaskKey(_Record):
             index = _check_record_index(index, shape)
         self._set(seed=check_u64(seed, "seed"), stream=check_u64(stream, "stream"),
                   offset=check_span(offset, math.prod(shape)), p=p, shape=shape, scale=_check_scale(scale),
-                  kind=kind, version=_check_version(version), index=index)
+                  kind=kind, version=_check_version(version, kind), index=index)
 
     @classmethod
     def _make(cls, seed: int, stream: int, offset: int, p: float, shape: Shape, scale: bool, kind: str,
-              index: Optional[Index] = None) -> "MaskKey":
+              index: Optional[Index], version: int) -> "MaskKey":
         """A key from values the library has already checked (no validation)."""
         k = object.__new__(cls)
         _setattr(k, "seed", seed)
@@ -167,7 +172,7 @@ class MaskKey(_Record):
         _setattr(k, "shape", shape)
         _setattr(k, "scale", scale)
         _setattr(k, "kind", kind)
-        _setattr(k, "version", FORMAT_VERSION)
+        _setattr(k, "version", version)
         _setattr(k, "index", index)
         return k
 
@@ -201,8 +206,9 @@ class MaskKey(_Record):
         """The same mask (of `shape`, the whole array's if `index` is set), packed 1 bit per element."""
         if self.kind == "gaussian":
             raise ValueError("a 'gaussian' mask is noise, not keep bits")
-        bits = gen_bits(self.seed, self.stream, threshold(self.p), self.offset, math.prod(self.shape))
-        return BitMask._make(bits, self.shape, self.p, self.scale, self.kind, self.offset)
+        bits = gen_bits(self.seed, self.stream, threshold(self.p), self.offset, math.prod(self.shape),
+                        fmt=self.version)
+        return BitMask._make(bits, self.shape, self.p, self.scale, self.kind, self.offset, self.version)
 
     def to_bool(self) -> np.ndarray:
         """The mask as a bool array of `shape` (True = kept)."""
@@ -244,7 +250,8 @@ class BitMask(_Record):
     kind : {'bernoulli', 'alpha'}
         The operation that made the mask (see :class:`MaskKey`).
     version : int
-        The stream-format version.
+        The stream-format version the mask was drawn with, 1 or 2 (None:
+        ``cdropout.FORMAT_VERSION``); informational, like `offset`: the bits are the mask.
     offset : int
         Global index of the mask's element 0 (informational: the bits are the mask).
 
@@ -262,7 +269,7 @@ class BitMask(_Record):
     data: np.ndarray
 
     def __init__(self, data: Any, shape: Any, p: Any, scale: Any = True, *, kind: str = "bernoulli",
-                 version: int = FORMAT_VERSION, offset: Any = 0) -> None:
+                 version: Optional[int] = None, offset: Any = 0) -> None:
         kind = _check_kind(kind)
         if kind == "gaussian":
             raise ValueError("a 'gaussian' mask is noise, not keep bits: it has no BitMask form")
@@ -277,10 +284,11 @@ class BitMask(_Record):
         arr = arr.copy()
         arr.flags.writeable = False
         self._set(data=arr, shape=shape, p=check_p(p), scale=_check_scale(scale), kind=kind,
-                  version=_check_version(version), offset=check_span(offset, n))
+                  version=_check_version(version, kind), offset=check_span(offset, n))
 
     @classmethod
-    def _make(cls, data: np.ndarray, shape: Shape, p: float, scale: bool, kind: str, offset: int = 0) -> "BitMask":
+    def _make(cls, data: np.ndarray, shape: Shape, p: float, scale: bool, kind: str, offset: int,
+              version: int) -> "BitMask":
         """A bit mask from values the library has already checked (`data` is taken, made read-only)."""
         m = object.__new__(cls)
         data.flags.writeable = False
@@ -289,7 +297,7 @@ class BitMask(_Record):
         _setattr(m, "p", p)
         _setattr(m, "scale", scale)
         _setattr(m, "kind", kind)
-        _setattr(m, "version", FORMAT_VERSION)
+        _setattr(m, "version", version)
         _setattr(m, "offset", offset)
         return m
 

@@ -10,8 +10,9 @@ from typing import Any, Callable, Dict, Mapping, Optional, Union
 import numpy as np
 
 from ._checks import U64, check_u64
+from ._formats import FORMAT_VERSION, check_format
 
-__all__ = ["Generator", "default_generator", "seed", "resolve", "validate", "U64", "check_u64"]
+__all__ = ["Generator", "default_generator", "seed", "resolve", "resolve_format", "validate", "U64", "check_u64"]
 
 
 def seed_from_seedsequence(ss: np.random.SeedSequence) -> int:
@@ -50,7 +51,8 @@ def _check_explicit(seed: Any, name: str = "seed") -> None:
 
 
 class Generator:
-    """A seed and the next stream number: every dropout call through it gets a fresh stream.
+    """A seed, the next stream number and a stream format: every dropout call through it gets a
+    fresh stream.
 
     Parameters
     ----------
@@ -59,12 +61,19 @@ class Generator:
         ``generate_state(2, np.uint32)``; a numpy Generator gives one draw of
         ``integers(2**64, dtype=np.uint64)``; None spawns a child of the module's default
         generator (so ``cdropout.seed(n)`` makes it reproducible).
+    format : {1, 2} or None
+        The stream format of the masks drawn through this generator (docs/stream-format.md):
+        1 is Philox4x32-10, 2 is ARS-7. None: ``cdropout.FORMAT_VERSION`` (for ``seed=None``,
+        the default generator's format, as for any spawned child). Like the bit generator of a
+        ``numpy.random.Generator``, it is fixed when the generator is made; a call's own
+        ``format=`` overrides it for that call.
 
     Notes
     -----
-    Masks depend only on (seed, stream, element index, p), so a Generator's calls are
+    Masks depend only on (format, seed, stream, element index, p), so a Generator's calls are
     reproducible for any thread count or machine. Reserving a stream is thread-safe.
-    The state (seed, next stream, spawned children) is saved by pickling or ``get_state``.
+    The state (seed, next stream, spawned children, format) is saved by pickling or
+    ``get_state``; children made by :meth:`spawn` inherit the format.
 
     Examples
     --------
@@ -74,15 +83,27 @@ class Generator:
     >>> y2 = g.dropout(np.ones(8, np.float32), 0.5)          # stream 1
     >>> np.array_equal(y1, cdropout.dropout(np.ones(8, np.float32), 0.5, seed=42, stream=0))
     True
+    >>> g2 = cdropout.Generator(42, format=2)                # ARS-7 masks
+    >>> _, key = g2.dropout(np.ones(8, np.float32), 0.5, return_mask="key")
+    >>> key.version
+    2
     """
 
-    def __init__(self, seed: Optional[Union[int, np.integer, np.random.SeedSequence, np.random.Generator]] = None):
+    def __init__(self, seed: Optional[Union[int, np.integer, np.random.SeedSequence, np.random.Generator]] = None,
+                 *, format: Optional[int] = None):
         if isinstance(seed, Generator):
             raise TypeError("seed must be an int, a SeedSequence, a numpy.random.Generator or None, "
                             "not a cdropout.Generator")
+        if format is not None:
+            fmt = check_format(format)
+        elif seed is None:
+            fmt = _default._format  # a spawned child of the default generator inherits its format
+        else:
+            fmt = FORMAT_VERSION
         self._seed = _default._child_seed() if seed is None else _seed_value(seed)
         self._next_stream = 0
         self._n_children = 0
+        self._format = fmt
         self._lock = threading.Lock()
         _live.add(self)
 
@@ -90,6 +111,11 @@ class Generator:
     def seed(self) -> int:
         """The 64-bit seed."""
         return self._seed
+
+    @property
+    def format(self) -> int:
+        """The stream format (1 or 2) of this generator's masks."""
+        return self._format
 
     @property
     def next_stream(self) -> int:
@@ -127,13 +153,13 @@ class Generator:
         """
         n = check_u64(n, "n")
         with self._lock:
-            first, seed = self._n_children, self._seed  # one consistent (seed, keys) pair
+            first, seed, fmt = self._n_children, self._seed, self._format  # one consistent state
             if n > U64 - first:  # keys 0 .. 2**64-1: the counter stays picklable (<= 2**64)
                 raise ValueError(f"spawn(n): this Generator has {U64 - first} spawn keys left, "
                                  f"n={n} is too many")
             self._n_children = first + n
         return [
-            Generator(np.random.SeedSequence(seed, spawn_key=(first + i,))) for i in range(n)
+            Generator(np.random.SeedSequence(seed, spawn_key=(first + i,)), format=fmt) for i in range(n)
         ]
 
     def _child_seed(self) -> int:
@@ -146,21 +172,23 @@ class Generator:
         return seed_from_seedsequence(np.random.SeedSequence(seed, spawn_key=(key,)))
 
     def get_state(self) -> dict[str, int]:
-        """The state as a dict: seed, next_stream, n_children."""
+        """The state as a dict: seed, next_stream, n_children, format."""
         with self._lock:
-            return {"seed": self._seed, "next_stream": self._next_stream, "n_children": self._n_children}
+            return {"seed": self._seed, "next_stream": self._next_stream, "n_children": self._n_children,
+                    "format": self._format}
 
     def set_state(self, state: dict[str, int]) -> None:
         """Restore a state from :meth:`get_state`.
 
         `state` must have the keys 'seed' (an int in [0, 2**64)), 'next_stream' (an int in
         [0, 2**64]; 2**64 means every stream is used) and optionally 'n_children' (an int in
-        [0, 2**64], default 0), and no others. Anything else is a TypeError or ValueError that
-        names the field, and the generator is left as it was.
+        [0, 2**64], default 0) and 'format' (1 or 2; default 1, the only format of the releases
+        whose states have no 'format'), and no others. Anything else is a TypeError or
+        ValueError that names the field, and the generator is left as it was.
         """
-        seed, stream, children = _checked_state(state)
+        seed, stream, children, fmt = _checked_state(state)
         with self._lock:
-            self._seed, self._next_stream, self._n_children = seed, stream, children
+            self._seed, self._next_stream, self._n_children, self._format = seed, stream, children, fmt
 
     def __getstate__(self) -> dict[str, int]:
         return self.get_state()
@@ -171,7 +199,7 @@ class Generator:
         self.set_state(state)
 
     def __repr__(self) -> str:
-        return f"cdropout.Generator(seed={self._seed}, next_stream={self._next_stream})"
+        return f"cdropout.Generator(seed={self._seed}, next_stream={self._next_stream}, format={self._format})"
 
     def dropout(self, x: Any, p: float = 0.5, **kwargs: Any) -> Any:
         """:func:`cdropout.dropout` with this generator's next stream."""
@@ -185,7 +213,7 @@ class Generator:
 #: The front end's functions, registered by cdropout._api when it loads: _api imports this
 #: module, so this module must not import _api (no import cycle).
 _front: Dict[str, Callable[..., Any]] = {}
-_STATE_KEYS = ("seed", "next_stream", "n_children")
+_STATE_KEYS = ("seed", "next_stream", "n_children", "format")
 
 
 def _state_counter(state: Mapping[str, Any], key: str) -> int:
@@ -199,8 +227,8 @@ def _state_counter(state: Mapping[str, Any], key: str) -> int:
     return value
 
 
-def _checked_state(state: Any) -> tuple[int, int, int]:
-    """(seed, next_stream, n_children) of a Generator state dict, validated."""
+def _checked_state(state: Any) -> tuple[int, int, int, int]:
+    """(seed, next_stream, n_children, format) of a Generator state dict, validated."""
     if not isinstance(state, Mapping):
         raise TypeError(f"state must be a dict from Generator.get_state(), not {type(state).__name__}")
     missing = [k for k in _STATE_KEYS[:2] if k not in state]
@@ -214,7 +242,9 @@ def _checked_state(state: Any) -> tuple[int, int, int]:
     seed = check_u64(state["seed"], "state['seed']")
     stream = _state_counter(state, "next_stream")
     children = _state_counter(state, "n_children") if "n_children" in state else 0
-    return seed, stream, children
+    # A state without 'format' comes from a release that only knew format 1.
+    fmt = check_format(state["format"], "state['format']") if "format" in state else 1
+    return seed, stream, children, fmt
 
 
 _live: "weakref.WeakSet[Generator]" = weakref.WeakSet()  # for the fork handler below
@@ -262,7 +292,9 @@ def seed(value: Optional[Union[int, np.random.SeedSequence, np.random.Generator]
 
     After ``cdropout.seed(n)`` everything unseeded in the library is reproducible: calls with
     ``seed=None`` take the default generator's next stream, and objects made without a seed
-    (``cdropout.Generator()``, ``cdropout.Dropout()``) get a spawned child of it.
+    (``cdropout.Generator()``, ``cdropout.Dropout()``) get a spawned child of it. The default
+    generator keeps its stream format (``cdropout.FORMAT_VERSION`` unless set with
+    ``default_generator().set_state``).
 
     Examples
     --------
@@ -279,7 +311,7 @@ def seed(value: Optional[Union[int, np.random.SeedSequence, np.random.Generator]
             raise TypeError("cdropout.seed takes an int in [0, 2**64), a numpy.random.SeedSequence, "
                             f"a numpy.random.Generator or None, not {type(value).__name__}") from None
     value_ = seed_from_seedsequence(np.random.SeedSequence()) if value is None else _seed_value(value)
-    _default.set_state({"seed": value_, "next_stream": 0, "n_children": 0})
+    _default.set_state({"seed": value_, "next_stream": 0, "n_children": 0, "format": _default._format})
 
 
 def validate(seed: SeedLike, stream: Optional[int]) -> None:
@@ -292,6 +324,17 @@ def validate(seed: SeedLike, stream: Optional[int]) -> None:
     _check_explicit(seed)
     if stream is not None:
         check_u64(stream, "stream")
+
+
+def resolve_format(seed: SeedLike, fmt: Any) -> int:
+    """The stream format of one call: `fmt` when given (checked: TypeError/ValueError naming
+    `format`), else the format of the cdropout Generator `seed` (None: the default generator's),
+    else ``FORMAT_VERSION``. Takes no stream."""
+    if fmt is None:
+        if type(seed) is Generator or isinstance(seed, Generator):
+            return seed._format
+        return _default._format if seed is None else FORMAT_VERSION
+    return check_format(fmt)
 
 
 def resolve(seed: SeedLike, stream: Optional[int]) -> tuple[int, int]:

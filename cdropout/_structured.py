@@ -1,7 +1,8 @@
 """Structured dropout: whole channels (dropout1d/2d/3d), time steps (variational), samples (drop_path).
 
-Each is :func:`cdropout.dropout` with a noise shape: the mask is format v1's over the noise shape,
-broadcast by the core with zero mask strides (no temporary the size of the array).
+Each is :func:`cdropout.dropout` with a noise shape: the mask is the stream format's (``format=``,
+1 or 2) over the noise shape, broadcast by the core with zero mask strides (no temporary the size
+of the array).
 """
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import numpy as np
 
 from ._api import check_call, dropout, eval_result
 from ._checks import as_array, check_axes
-from ._seeding import SeedLike, validate
+from ._seeding import SeedLike, resolve_format, validate
 
 __all__ = ["dropout1d", "dropout2d", "dropout3d", "drop_path", "variational_dropout"]
 
@@ -41,7 +42,7 @@ _CHANNEL_DOC = """Channel dropout of {k}-d feature maps: zero whole channels, li
         float16/32/64 of shape (N, C, {dims}), or unbatched (C, {dims}).
     p : float
         Probability that a channel is zeroed, in [0, 1].
-    seed, stream, offset, training, out, return_mask, num_threads, scale
+    seed, stream, offset, training, out, return_mask, num_threads, scale, format
         As in :func:`cdropout.dropout`. The mask is drawn over the noise shape (N, C{ones})
         (or (C{ones})), so a returned mask has that shape and `offset` counts channels.
 
@@ -84,11 +85,12 @@ def _channel_dropout(spatial: int) -> Callable[..., Result]:
     def channel_dropout(x: Any, p: float = 0.5, *, seed: SeedLike = None, stream: Optional[int] = None,
                         offset: int = 0, training: bool = True, out: Optional[np.ndarray] = None,
                         return_mask: Optional[str] = None, num_threads: Optional[int] = None,
-                        scale: bool = True) -> Result:
+                        scale: bool = True, format: Optional[int] = None) -> Result:
         xa = as_array(x, "x")[0]
         ns = _channel_noise_shape(xa.shape, spatial, name)
         return dropout(xa, p, seed=seed, stream=stream, offset=offset, training=training, out=out,
-                       return_mask=return_mask, num_threads=num_threads, noise_shape=ns, scale=scale)
+                       return_mask=return_mask, num_threads=num_threads, noise_shape=ns, scale=scale,
+                       format=format)
 
     channel_dropout.__name__ = channel_dropout.__qualname__ = name
     channel_dropout.__doc__ = _CHANNEL_DOC.format(
@@ -103,11 +105,13 @@ class _ChannelDropout(Protocol):
     @overload
     def __call__(self, x: Any, p: float = ..., *, seed: SeedLike = ..., stream: Optional[int] = ...,
                  offset: int = ..., training: bool = ..., out: Optional[np.ndarray] = ...,
-                 return_mask: None = ..., num_threads: Optional[int] = ..., scale: bool = ...) -> np.ndarray: ...
+                 return_mask: None = ..., num_threads: Optional[int] = ..., scale: bool = ...,
+                 format: Optional[int] = ...) -> np.ndarray: ...
     @overload
     def __call__(self, x: Any, p: float = ..., *, seed: SeedLike = ..., stream: Optional[int] = ...,
                  offset: int = ..., training: bool = ..., out: Optional[np.ndarray] = ...,
-                 return_mask: str, num_threads: Optional[int] = ..., scale: bool = ...) -> Tuple[np.ndarray, Any]: ...
+                 return_mask: str, num_threads: Optional[int] = ..., scale: bool = ...,
+                 format: Optional[int] = ...) -> Tuple[np.ndarray, Any]: ...
 
 
 dropout1d = cast(_ChannelDropout, _channel_dropout(1))
@@ -119,12 +123,14 @@ dropout3d = cast(_ChannelDropout, _channel_dropout(3))
 def variational_dropout(x: Any, p: float = ..., *, time_axis: Union[int, Sequence[int]] = ...,
                         seed: SeedLike = ..., stream: Optional[int] = ..., offset: int = ...,
                         training: bool = ..., out: Optional[np.ndarray] = ..., return_mask: None = ...,
-                        num_threads: Optional[int] = ..., scale: bool = ...) -> np.ndarray: ...
+                        num_threads: Optional[int] = ..., scale: bool = ...,
+                        format: Optional[int] = ...) -> np.ndarray: ...
 @overload
 def variational_dropout(x: Any, p: float = ..., *, time_axis: Union[int, Sequence[int]] = ...,
                         seed: SeedLike = ..., stream: Optional[int] = ..., offset: int = ...,
                         training: bool = ..., out: Optional[np.ndarray] = ..., return_mask: str,
-                        num_threads: Optional[int] = ..., scale: bool = ...) -> Tuple[np.ndarray, Any]: ...
+                        num_threads: Optional[int] = ..., scale: bool = ...,
+                        format: Optional[int] = ...) -> Tuple[np.ndarray, Any]: ...
 def variational_dropout(
     x: Any,
     p: float = 0.5,
@@ -138,6 +144,7 @@ def variational_dropout(
     return_mask: Optional[str] = None,
     num_threads: Optional[int] = None,
     scale: bool = True,
+    format: Optional[int] = None,
 ) -> Result:
     """Variational (recurrent) dropout: one mask shared by every step of the time axis.
 
@@ -152,7 +159,7 @@ def variational_dropout(
         Drop probability in [0, 1].
     time_axis : int or tuple of int
         The axis (or axes) the mask is shared over; negative values count from the end.
-    seed, stream, offset, training, out, return_mask, num_threads, scale
+    seed, stream, offset, training, out, return_mask, num_threads, scale, format
         As in :func:`cdropout.dropout`. The mask is drawn over x's shape with `time_axis` set
         to 1.
 
@@ -178,17 +185,19 @@ def variational_dropout(
     axes = check_axes(time_axis, xa.ndim, "time_axis")
     ns = tuple(1 if d in axes else s for d, s in enumerate(xa.shape))
     return dropout(xa, p, seed=seed, stream=stream, offset=offset, training=training, out=out,
-                   return_mask=return_mask, num_threads=num_threads, noise_shape=ns, scale=scale)
+                   return_mask=return_mask, num_threads=num_threads, noise_shape=ns, scale=scale, format=format)
 
 
 @overload
 def drop_path(x: Any, p: float, *, training: bool = ..., scale_by_keep: bool = ..., seed: SeedLike = ...,
               stream: Optional[int] = ..., offset: int = ..., out: Optional[np.ndarray] = ...,
-              return_mask: None = ..., num_threads: Optional[int] = ...) -> np.ndarray: ...
+              return_mask: None = ..., num_threads: Optional[int] = ...,
+              format: Optional[int] = ...) -> np.ndarray: ...
 @overload
 def drop_path(x: Any, p: float, *, training: bool = ..., scale_by_keep: bool = ..., seed: SeedLike = ...,
               stream: Optional[int] = ..., offset: int = ..., out: Optional[np.ndarray] = ...,
-              return_mask: str, num_threads: Optional[int] = ...) -> Tuple[np.ndarray, Any]: ...
+              return_mask: str, num_threads: Optional[int] = ...,
+              format: Optional[int] = ...) -> Tuple[np.ndarray, Any]: ...
 def drop_path(
     x: Any,
     p: float,
@@ -201,6 +210,7 @@ def drop_path(
     out: Optional[np.ndarray] = None,
     return_mask: Optional[str] = None,
     num_threads: Optional[int] = None,
+    format: Optional[int] = None,
 ) -> Result:
     """Stochastic depth: drop whole samples (axis 0) of a residual branch, as timm's ``drop_path``.
 
@@ -214,7 +224,7 @@ def drop_path(
         False returns x itself (whatever `scale_by_keep`), drawing no stream.
     scale_by_keep : bool
         Scale kept samples by 1/(1-p) (timm's default). False keeps them unscaled.
-    seed, stream, offset, out, return_mask, num_threads
+    seed, stream, offset, out, return_mask, num_threads, format
         As in :func:`cdropout.dropout`; the mask has the noise shape (N, 1, ..., 1): one keep
         decision per sample, and `offset` counts samples.
 
@@ -250,7 +260,8 @@ def drop_path(
     if not training:  # timm: the identity at inference, with or without scale_by_keep
         xa, _, _, form, _, out, mshape, _, offset = check_call(xa, p, offset, out, return_mask, num_threads,
                                                                ns, None)
+        fmt = resolve_format(seed, format)
         validate(seed, stream)
-        return eval_result(xa, out, form, offset, mshape, None, "bernoulli")
+        return eval_result(xa, out, form, offset, mshape, None, "bernoulli", None, fmt)
     return dropout(xa, p, seed=seed, stream=stream, offset=offset, out=out, return_mask=return_mask,
-                   num_threads=num_threads, noise_shape=ns, scale=bool(scale_by_keep))
+                   num_threads=num_threads, noise_shape=ns, scale=bool(scale_by_keep), format=format)

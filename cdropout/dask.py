@@ -60,11 +60,11 @@ def _empty_block(a: da.Array) -> np.ndarray:
 
 def _whole_key(key: MaskKey) -> MaskKey:
     """The key of the whole array from a key the NumPy API made for one of its blocks."""
-    return MaskKey(key.seed, key.stream, key.offset, key.p, key.shape, key.scale)
+    return MaskKey(key.seed, key.stream, key.offset, key.p, key.shape, key.scale, version=key.version)
 
 
 def _key_token(key: MaskKey) -> tuple:
-    return (key.seed, key.stream, key.offset, key.p, key.shape, key.scale)
+    return (key.seed, key.stream, key.offset, key.p, key.shape, key.scale, key.version)
 
 
 def _mask_chunks(chunks: Chunks, shape: Shape, mshape: Shape) -> Chunks:
@@ -104,6 +104,8 @@ class BlockBits:
         The drop probability the mask was drawn with.
     scale : bool
         Whether kept elements are scaled by 1/(1-p).
+    version : int
+        The stream format the mask was drawn with (1 or 2), as :attr:`cdropout.BitMask.version`.
 
     Examples
     --------
@@ -121,6 +123,7 @@ class BlockBits:
     chunks: Chunks
     p: float
     scale: bool = True
+    version: int = _cd.FORMAT_VERSION
 
     def __post_init__(self) -> None:
         if not isinstance(self.data, da.Array) or self.data.dtype != np.uint8:
@@ -132,14 +135,15 @@ class BlockBits:
         if self.data.chunks != _packed_chunks(chunks):
             raise ValueError(f"data's chunks {self.data.chunks} are not the packed chunks "
                              f"{_packed_chunks(chunks)} of the mask's chunks {chunks}")
-        _cd.BitMask(np.zeros(1, np.uint8), (1,), self.p, self.scale)  # checks p and scale
+        _cd.BitMask(np.zeros(1, np.uint8), (1,), self.p, self.scale, version=self.version)  # checks p, scale, version
         object.__setattr__(self, "shape", shape)
+        object.__setattr__(self, "version", int(self.version))
         object.__setattr__(self, "chunks", chunks)
         object.__setattr__(self, "p", float(self.p))
         object.__setattr__(self, "scale", bool(self.scale))
 
     def __dask_tokenize__(self) -> tuple:
-        return ("cdropout.dask.BlockBits", self.data.name, self.chunks, self.p, self.scale)
+        return ("cdropout.dask.BlockBits", self.data.name, self.chunks, self.p, self.scale, self.version)
 
     @property
     def nbytes(self) -> int:
@@ -155,7 +159,7 @@ class BlockBits:
 
     def persist(self, **kwargs: Any) -> "BlockBits":
         """The same mask with its bits computed and kept in (cluster) memory."""
-        return BlockBits(self.data.persist(**kwargs), self.shape, self.chunks, self.p, self.scale)
+        return BlockBits(self.data.persist(**kwargs), self.shape, self.chunks, self.p, self.scale, self.version)
 
 
 def _mask_array(key: MaskKey, mchunks: Chunks, form: str, nthreads: Optional[int]) -> da.Array:
@@ -172,7 +176,8 @@ def _mask_of(key: MaskKey, form: Optional[str], mchunks: Chunks, nthreads: Optio
         return key
     if form == "bool":
         return _mask_array(key, mchunks, "bool", nthreads)
-    return BlockBits(_mask_array(key, mchunks, "bits", nthreads), key.shape, mchunks, key.p, key.scale)
+    return BlockBits(_mask_array(key, mchunks, "bits", nthreads), key.shape, mchunks, key.p, key.scale,
+                     key.version)
 
 
 # -- public functions ---------------------------------------------------------------------------
@@ -181,14 +186,14 @@ def _mask_of(key: MaskKey, form: Optional[str], mchunks: Chunks, nthreads: Optio
 @overload
 def dropout(a: Any, p: float = ..., *, seed: SeedLike, stream: Optional[int] = ..., offset: int = ...,
             training: bool = ..., return_mask: None = ..., noise_shape: Optional[Sequence[Any]] = ...,
-            scale: bool = ..., num_threads: Optional[int] = ...) -> da.Array: ...
+            scale: bool = ..., num_threads: Optional[int] = ..., format: Optional[int] = ...) -> da.Array: ...
 
 
 @overload
 def dropout(a: Any, p: float = ..., *, seed: SeedLike, stream: Optional[int] = ..., offset: int = ...,
             training: bool = ..., return_mask: Literal["key", "bits", "bool"],
             noise_shape: Optional[Sequence[Any]] = ..., scale: bool = ...,
-            num_threads: Optional[int] = ...) -> Tuple[da.Array, Any]: ...
+            num_threads: Optional[int] = ..., format: Optional[int] = ...) -> Tuple[da.Array, Any]: ...
 
 
 def dropout(
@@ -203,6 +208,7 @@ def dropout(
     noise_shape: Optional[Sequence[Any]] = None,
     scale: bool = True,
     num_threads: Optional[int] = 1,
+    format: Optional[int] = None,
 ) -> Union[da.Array, Tuple[da.Array, Any]]:
     """Inverted dropout of a dask array, equal bit for bit to :func:`cdropout.dropout` in memory.
 
@@ -235,6 +241,9 @@ def dropout(
     num_threads : int or None
         OpenMP threads per task. The default, 1, lets Dask's workers and threads provide the
         parallelism without oversubscribing the cores; None uses cdropout's default count.
+    format : {1, 2} or None
+        The stream format, as in :func:`cdropout.dropout` (None: a Generator's format, else
+        ``cdropout.FORMAT_VERSION``); resolved on the client and carried by the key.
 
     Returns
     -------
@@ -246,7 +255,7 @@ def dropout(
     Notes
     -----
     Task names are tokenized from the input's name and the resolved (seed, stream, offset, p,
-    noise shape, scale): the same call gives the same keys, so Dask can share and cache them.
+    noise shape, scale, format): the same call gives the same keys, so Dask can share and cache them.
     The thread count is not part of the name since the result does not depend on it.
 
     For a new mask every epoch (or per array), give each call a stream of a Generator built on
@@ -271,7 +280,7 @@ def dropout(
     # in-memory call does and resolves the seed (taking a Generator's stream) on the client.
     probe = _cd.dropout(_empty_block(a), p, seed=seed, stream=stream, offset=offset, training=training,
                         return_mask="key" if training or return_mask else None, noise_shape=noise_shape,
-                        scale=scale, num_threads=num_threads, index=(a.shape, origin0))
+                        scale=scale, num_threads=num_threads, index=(a.shape, origin0), format=format)
     key = _whole_key(probe[1]) if isinstance(probe, tuple) and isinstance(probe[1], MaskKey) else None
     meta = np.empty((0,) * a.ndim, a.dtype)
     if training:
@@ -337,7 +346,8 @@ def dropout_backward(grad: Any, mask: Mask, *, p: Optional[float] = None, scale:
     if isinstance(mask, BlockBits):
         # Check p and scale against the mask's as the in-memory backward does.
         empty = _empty_block(grad)
-        block_mask = _cd.BitMask(np.zeros((empty.size + 7) // 8, np.uint8), empty.shape, mask.p, mask.scale)
+        block_mask = _cd.BitMask(np.zeros((empty.size + 7) // 8, np.uint8), empty.shape, mask.p, mask.scale,
+                                 version=mask.version)
         _cd.dropout_backward(empty, block_mask, p=p, scale=scale)
         _check_broadcast(mask.shape, grad.shape)
         want = _mask_chunks(grad.chunks, grad.shape, mask.shape)
@@ -347,7 +357,7 @@ def dropout_backward(grad: Any, mask: Mask, *, p: Optional[float] = None, scale:
         last = mask.chunks[-1] if mask.chunks else ()
         name = "cdropout-backward-bits-" + tokenize(grad.name, mask)
         return da.map_blocks(_t.backward_bits_block, grad, mask.data, last_chunks=last, p=mask.p, scale=mask.scale,
-                             nthreads=num_threads, dtype=grad.dtype, name=name, meta=meta)
+                             nthreads=num_threads, version=mask.version, dtype=grad.dtype, name=name, meta=meta)
     if isinstance(mask, (_cd.BitMask, tuple)) or mask is None:
         raise TypeError("mask must be a cdropout.MaskKey, a cdropout.dask.BlockBits or a bool dask array, "
                         f"not {type(mask).__name__}")
@@ -389,7 +399,7 @@ def dropout1d(a: Any, p: float = 0.5, *, seed: SeedLike, **kwargs: Any) -> Any:
     seed : int, numpy.random.SeedSequence, cdropout.Generator or None
         As in :func:`dropout`.
     **kwargs
-        stream, offset, training, return_mask, scale, num_threads as in :func:`dropout`.
+        stream, offset, training, return_mask, scale, num_threads, format as in :func:`dropout`.
 
     Returns
     -------
@@ -419,7 +429,7 @@ def dropout2d(a: Any, p: float = 0.5, *, seed: SeedLike, **kwargs: Any) -> Any:
     seed : int, numpy.random.SeedSequence, cdropout.Generator or None
         As in :func:`dropout`.
     **kwargs
-        stream, offset, training, return_mask, scale, num_threads as in :func:`dropout`.
+        stream, offset, training, return_mask, scale, num_threads, format as in :func:`dropout`.
 
     Returns
     -------
@@ -448,7 +458,7 @@ def dropout3d(a: Any, p: float = 0.5, *, seed: SeedLike, **kwargs: Any) -> Any:
     seed : int, numpy.random.SeedSequence, cdropout.Generator or None
         As in :func:`dropout`.
     **kwargs
-        stream, offset, training, return_mask, scale, num_threads as in :func:`dropout`.
+        stream, offset, training, return_mask, scale, num_threads, format as in :func:`dropout`.
 
     Returns
     -------
@@ -479,7 +489,7 @@ def variational_dropout(a: Any, p: float = 0.5, *, time_axis: Union[int, Sequenc
     seed : int, numpy.random.SeedSequence, cdropout.Generator or None
         As in :func:`dropout`.
     **kwargs
-        stream, offset, training, return_mask, scale, num_threads as in :func:`dropout`.
+        stream, offset, training, return_mask, scale, num_threads, format as in :func:`dropout`.
 
     Returns
     -------

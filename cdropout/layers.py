@@ -8,7 +8,8 @@ import numpy as np
 
 from ._api import Mask, dropout, dropout_backward
 from ._checks import check_p, check_threads
-from ._seeding import Generator, default_generator
+from ._formats import check_format
+from ._seeding import Generator
 
 __all__ = ["Dropout"]
 
@@ -45,6 +46,12 @@ class Dropout:
         Monte Carlo dropout: stay stochastic in eval mode too.
     num_threads : int, optional
         OpenMP threads of each call.
+    format : {1, 2} or None
+        The stream format of the masks (1: Philox4x32-10, 2: ARS-7; docs/stream-format.md).
+        None: the generator's format (a generator the layer makes itself gets
+        ``cdropout.FORMAT_VERSION``, or the default generator's for ``seed=None``). Given, it
+        is also the format of a generator the layer makes, and it overrides a shared
+        generator's format for this layer's calls.
 
     Attributes
     ----------
@@ -52,6 +59,8 @@ class Dropout:
         True after :meth:`train` (the initial mode), False after :meth:`eval`.
     generator : cdropout.Generator
         The source of the masks.
+    format : int or None
+        The `format` argument (None: the generator's).
 
     Notes
     -----
@@ -89,17 +98,17 @@ class Dropout:
         scale: bool = True,
         mc: bool = False,
         num_threads: Optional[int] = None,
+        format: Optional[int] = None,
     ) -> None:
         self.p = check_p(p)
         if mask not in _FORMS:
             raise ValueError(f"mask must be one of {_FORMS}, got {mask!r}")
         self.mask = mask
+        self.format: Optional[int] = None if format is None else check_format(format)
         if isinstance(seed, Generator):
             self.generator = seed
-        elif seed is None:
-            self.generator = default_generator().spawn(1)[0]
-        else:
-            self.generator = Generator(seed)
+        else:  # None: the default generator's next spawned child
+            self.generator = Generator(seed, format=self.format)
         self.inplace = bool(inplace)
         if noise_shape is not None:
             if isinstance(noise_shape, (str, bytes)) or not hasattr(noise_shape, "__iter__"):
@@ -156,7 +165,7 @@ class Dropout:
         if not (self.training or self.mc):
             return dropout(x, self.p, training=False, out=out, noise_shape=ns, scale=self.scale)
         y, m = dropout(x, self.p, seed=self.generator, out=out, return_mask=self.mask,
-                       noise_shape=ns, scale=self.scale, num_threads=self.num_threads)
+                       noise_shape=ns, scale=self.scale, num_threads=self.num_threads, format=self.format)
         self._saved, self._saved_shape = m, y.shape
         self._saved_p, self._saved_scale = self.p, self.scale
         return y
@@ -216,5 +225,6 @@ class Dropout:
             f", noise_shape={self.noise_shape}" if self.noise_shape is not None else "",
             ", scale=False" if not self.scale else "",
             ", mc=True" if self.mc else "",
+            f", format={self.format}" if self.format is not None else "",
         ])
         return f"cdropout.Dropout(p={self.p}{extra}, training={self.training})"

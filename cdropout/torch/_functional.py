@@ -13,6 +13,7 @@ from typing import Any, List, Optional, Sequence, Tuple, Union
 import numpy as np
 import torch
 
+from .._formats import FORMAT_VERSION, check_format
 from .._seeding import Generator as _CdGenerator, resolve
 from ._ops import _signed, apply_, dtype_code, to_key, tracing
 from ._ops import dropout as dropout_op
@@ -67,8 +68,15 @@ def _u64(value: Any, name: str) -> int:
     return value
 
 
-def _draw_key(generator: GeneratorLike, seed: Any, stream: Optional[int], offset: int) -> torch.Tensor:
-    """The op's key: from `seed`/`stream`, a generator, or torch's default CPU generator."""
+def _check_format(fmt: Any) -> Optional[int]:
+    """format=: None (the generator's, else FORMAT_VERSION) or 1 or 2 (cdropout's one check)."""
+    return None if fmt is None else check_format(fmt)
+
+
+def _draw_key(generator: GeneratorLike, seed: Any, stream: Optional[int], offset: int,
+              fmt: Optional[int] = None) -> torch.Tensor:
+    """The op's key: from `seed`/`stream`, a generator, or torch's default CPU generator, with the
+    stream format `fmt` (checked; None: a cdropout.Generator's format, else FORMAT_VERSION)."""
     if isinstance(seed, (torch.Generator, _CdGenerator)):
         if generator is not None:
             raise TypeError("give the generator as generator= or seed=, not both")
@@ -77,15 +85,17 @@ def _draw_key(generator: GeneratorLike, seed: Any, stream: Optional[int], offset
         if generator is not None:
             raise TypeError("give either seed (a fixed mask) or generator, not both")
         s = _u64(seed, "seed")
-        return to_key(s, 0 if stream is None else _u64(stream, "stream"), offset)
+        return to_key(s, 0 if stream is None else _u64(stream, "stream"), offset,
+                      FORMAT_VERSION if fmt is None else fmt)
     if stream is not None:
         raise ValueError("stream is only allowed with an int seed")
     if isinstance(generator, _CdGenerator):
         if torch.compiler.is_compiling():
             raise RuntimeError("a cdropout.Generator cannot be used under torch.compile (its stream "
                                "counter would be frozen into the graph): use a seed or torch's generator")
+        f = generator.format if fmt is None else fmt
         s, st = resolve(generator, None)
-        return to_key(s, st, offset)
+        return to_key(s, st, offset, f)
     if generator is not None and not isinstance(generator, torch.Generator):
         raise TypeError("generator must be a torch.Generator, a cdropout.Generator or None, "
                         f"not {type(generator).__name__}")
@@ -93,7 +103,8 @@ def _draw_key(generator: GeneratorLike, seed: Any, stream: Optional[int], offset
         raise ValueError(f"generator must be a CPU generator, got device {generator.device}")
     # 128 random bits from torch's generator (its default one when None) give seed and stream.
     sk = torch.randint(-(1 << 63), (1 << 63) - 1, (2,), dtype=torch.int64, generator=generator)
-    return torch.cat([sk, torch.full((1,), _signed(offset), dtype=torch.int64)])
+    tail = torch.tensor([_signed(offset), FORMAT_VERSION if fmt is None else fmt], dtype=torch.int64)
+    return torch.cat([sk, tail])
 
 
 def _keyed(x: torch.Tensor, p: float, inplace: bool, mask_shape: Sequence[int], scale: bool,
@@ -177,6 +188,7 @@ def dropout(
     offset: int = 0,
     noise_shape: Optional[Sequence[int]] = None,
     scale: bool = True,
+    format: Optional[int] = None,
 ) -> torch.Tensor:
     """``torch.nn.functional.dropout`` with cdropout's exact, reproducible masks.
 
@@ -205,6 +217,10 @@ def dropout(
         Draw the mask over this shape (each entry 1 or the input's size) and broadcast it.
     scale : bool
         False: kept elements are not rescaled by 1/(1-p).
+    format : {1, 2} or None
+        The stream format (1: Philox4x32-10, 2: ARS-7; docs/stream-format.md). None: a
+        :class:`cdropout.Generator`'s own format, else ``cdropout.FORMAT_VERSION``. The same
+        (format, seed, stream, offset) gives the same mask as :func:`cdropout.dropout`.
 
     Returns
     -------
@@ -217,7 +233,7 @@ def dropout(
     from torch's default CPU generator, so ``torch.manual_seed(n)`` makes a run reproducible;
     a ``torch.Generator`` is used the same way; a :class:`cdropout.Generator` gives the call
     its next stream (not under torch.compile); an int `seed` fixes the mask. Only the key
-    (seed, stream, offset) is saved for the backward, which regenerates the mask. Dropped
+    (seed, stream, offset, format) is saved for the backward, which regenerates the mask. Dropped
     elements are +0.0 even where the input is NaN or Inf. At ``p = 0`` the input itself is
     returned and no key is drawn, as in PyTorch. The C kernels run on ``torch.get_num_threads()``
     threads; the result does not depend on it.
@@ -238,6 +254,7 @@ def dropout(
     True
     """
     p = _check_p(p)
+    fmt = _check_format(format)
     if not training:
         if not isinstance(input, torch.Tensor):
             raise TypeError(f"input must be a torch.Tensor, not {type(input).__name__}")
@@ -248,7 +265,7 @@ def dropout(
     offset = _check_offset(offset, math.prod(ms))
     if p == 0.0 and generator is None and seed is None and stream is None:
         return input  # PyTorch returns the input itself at p = 0
-    key = _draw_key(generator, seed, stream, offset)
+    key = _draw_key(generator, seed, stream, offset, fmt)
     return _keyed(input, p, bool(inplace), [] if ms == shape else ms, bool(scale), key)
 
 
@@ -260,8 +277,9 @@ def _feature_shape(x: torch.Tensor) -> Tuple[int, ...]:
 
 
 def _channel(input: torch.Tensor, p: float, training: bool, inplace: bool, generator: GeneratorLike,
-             seed: Any, stream: Optional[int], spatial: int, name: str) -> torch.Tensor:
+             seed: Any, stream: Optional[int], spatial: int, name: str, fmt: Optional[int]) -> torch.Tensor:
     p = _check_p(p)
+    fmt = _check_format(fmt)
     if not isinstance(input, torch.Tensor):
         raise TypeError(f"input must be a torch.Tensor, not {type(input).__name__}")
     nd = input.dim()
@@ -285,15 +303,17 @@ def _channel(input: torch.Tensor, p: float, training: bool, inplace: bool, gener
     ms = shape[:2] + (1,) * (len(shape) - 2)
     if unbatched:
         ms = ms[1:]
-    return dropout(input, p, True, inplace, generator=generator, seed=seed, stream=stream, noise_shape=ms)
+    return dropout(input, p, True, inplace, generator=generator, seed=seed, stream=stream, noise_shape=ms,
+                   format=fmt)
 
 
 def dropout1d(input: torch.Tensor, p: float = 0.5, training: bool = True, inplace: bool = False, *,
-              generator: GeneratorLike = None, seed: Any = None, stream: Optional[int] = None) -> torch.Tensor:
+              generator: GeneratorLike = None, seed: Any = None, stream: Optional[int] = None,
+              format: Optional[int] = None) -> torch.Tensor:
     """``torch.nn.functional.dropout1d``: zero whole channels of (N, C, L) or (C, L) inputs.
 
-    `generator`, `seed` and `stream` are as in :func:`dropout`; the mask has the noise shape
-    (N, C, 1) (or (C, 1)).
+    `generator`, `seed`, `stream` and `format` are as in :func:`dropout`; the mask has the noise
+    shape (N, C, 1) (or (C, 1)).
 
     Examples
     --------
@@ -302,11 +322,12 @@ def dropout1d(input: torch.Tensor, p: float = 0.5, training: bool = True, inplac
     >>> bool((y == y[..., :1]).all())
     True
     """
-    return _channel(input, p, training, inplace, generator, seed, stream, 1, "dropout1d")
+    return _channel(input, p, training, inplace, generator, seed, stream, 1, "dropout1d", format)
 
 
 def dropout2d(input: torch.Tensor, p: float = 0.5, training: bool = True, inplace: bool = False, *,
-              generator: GeneratorLike = None, seed: Any = None, stream: Optional[int] = None) -> torch.Tensor:
+              generator: GeneratorLike = None, seed: Any = None, stream: Optional[int] = None,
+              format: Optional[int] = None) -> torch.Tensor:
     """``torch.nn.functional.dropout2d``: zero whole channels of (N, C, H, W) inputs.
 
     As in PyTorch, a 3-D input is treated as (N, C, L) (with PyTorch's warning).
@@ -318,11 +339,12 @@ def dropout2d(input: torch.Tensor, p: float = 0.5, training: bool = True, inplac
     >>> bool((y == y[..., :1, :1]).all())
     True
     """
-    return _channel(input, p, training, inplace, generator, seed, stream, 2, "dropout2d")
+    return _channel(input, p, training, inplace, generator, seed, stream, 2, "dropout2d", format)
 
 
 def dropout3d(input: torch.Tensor, p: float = 0.5, training: bool = True, inplace: bool = False, *,
-              generator: GeneratorLike = None, seed: Any = None, stream: Optional[int] = None) -> torch.Tensor:
+              generator: GeneratorLike = None, seed: Any = None, stream: Optional[int] = None,
+              format: Optional[int] = None) -> torch.Tensor:
     """``torch.nn.functional.dropout3d``: zero whole channels of (N, C, D, H, W) or (C, D, H, W) inputs.
 
     Examples
@@ -332,7 +354,7 @@ def dropout3d(input: torch.Tensor, p: float = 0.5, training: bool = True, inplac
     >>> bool((y == y[:, :1, :1, :1]).all())
     True
     """
-    return _channel(input, p, training, inplace, generator, seed, stream, 3, "dropout3d")
+    return _channel(input, p, training, inplace, generator, seed, stream, 3, "dropout3d", format)
 
 
 @torch.compiler.assume_constant_result  # torch.compile: evaluated once at trace time (p is a constant)
@@ -344,8 +366,9 @@ def _alpha_coefficients(p: float) -> Tuple[float, float, float]:
 
 
 def _alpha(input: torch.Tensor, p: float, training: bool, inplace: bool, generator: GeneratorLike,
-           seed: Any, stream: Optional[int], feature: bool) -> torch.Tensor:
+           seed: Any, stream: Optional[int], feature: bool, fmt: Optional[int]) -> torch.Tensor:
     p = _check_p(p)
+    fmt = _check_format(fmt)
     if not training or p == 0.0:
         if not isinstance(input, torch.Tensor):
             raise TypeError(f"input must be a torch.Tensor, not {type(input).__name__}")
@@ -353,7 +376,7 @@ def _alpha(input: torch.Tensor, p: float, training: bool, inplace: bool, generat
     _check_input(input, inplace)
     shape = tuple(input.shape)
     ms = _feature_shape(input) if feature else shape
-    key = _draw_key(generator, seed, stream, 0)
+    key = _draw_key(generator, seed, stream, 0, fmt)
     if p == 1.0:  # PyTorch: zeros
         y = input * torch.zeros((), dtype=input.dtype)
         return input.copy_(y) if inplace else y
@@ -367,12 +390,13 @@ def _alpha(input: torch.Tensor, p: float, training: bool, inplace: bool, generat
 
 
 def alpha_dropout(input: torch.Tensor, p: float = 0.5, training: bool = False, inplace: bool = False, *,
-                  generator: GeneratorLike = None, seed: Any = None, stream: Optional[int] = None) -> torch.Tensor:
+                  generator: GeneratorLike = None, seed: Any = None, stream: Optional[int] = None,
+                  format: Optional[int] = None) -> torch.Tensor:
     """``torch.nn.functional.alpha_dropout`` (SELU networks) with cdropout's masks.
 
     Kept elements become ``a*x + b``, dropped ones ``a*alpha' + b`` (the constants of
     :func:`cdropout.alpha_dropout`); the gradient is ``a`` where kept. As in PyTorch, `training`
-    defaults to False.
+    defaults to False. `generator`, `seed`, `stream` and `format` are as in :func:`dropout`.
 
     Examples
     --------
@@ -381,12 +405,12 @@ def alpha_dropout(input: torch.Tensor, p: float = 0.5, training: bool = False, i
     >>> len(set(y.tolist()))
     2
     """
-    return _alpha(input, p, training, inplace, generator, seed, stream, False)
+    return _alpha(input, p, training, inplace, generator, seed, stream, False, format)
 
 
 def feature_alpha_dropout(input: torch.Tensor, p: float = 0.5, training: bool = False, inplace: bool = False, *,
                           generator: GeneratorLike = None, seed: Any = None,
-                          stream: Optional[int] = None) -> torch.Tensor:
+                          stream: Optional[int] = None, format: Optional[int] = None) -> torch.Tensor:
     """``torch.nn.functional.feature_alpha_dropout``: alpha dropout of whole channels (N, C, ...).
 
     Examples
@@ -396,16 +420,21 @@ def feature_alpha_dropout(input: torch.Tensor, p: float = 0.5, training: bool = 
     >>> bool((y == y[..., :1]).all())
     True
     """
-    return _alpha(input, p, training, inplace, generator, seed, stream, True)
+    return _alpha(input, p, training, inplace, generator, seed, stream, True, format)
 
 
-def scripted(input: torch.Tensor, p: float, training: bool, inplace: bool, spatial: int) -> torch.Tensor:
+def scripted(input: torch.Tensor, p: float, training: bool, inplace: bool, spatial: int,
+             fmt: Optional[int] = None) -> torch.Tensor:
     """The modules' forward under torch.jit.script (TorchScript subset): key from torch's default
-    generator; `spatial` -1 for element-wise dropout, else the channel dropout's spatial rank."""
+    generator; `spatial` -1 for element-wise dropout, else the channel dropout's spatial rank;
+    `fmt` the module's format (None: FORMAT_VERSION)."""
     if not training or p == 0.0:
         return input
+    f = FORMAT_VERSION
+    if fmt is not None:
+        f = fmt
     key = torch.cat([torch.randint(-9223372036854775807 - 1, 9223372036854775807, [2], dtype=torch.int64),
-                     torch.zeros(1, dtype=torch.int64)])
+                     torch.tensor([0, f], dtype=torch.int64)])
     ms: List[int] = []
     if spatial >= 0:
         shape = input.shape

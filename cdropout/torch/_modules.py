@@ -16,15 +16,18 @@ __all__ = ["Dropout", "Dropout1d", "Dropout2d", "Dropout3d", "AlphaDropout", "Fe
 
 
 class _Mixin:
-    """Stores the optional generator; ``p`` and ``inplace`` are torch.nn's own attributes."""
+    """Stores the optional generator and stream format; ``p`` and ``inplace`` are torch.nn's own
+    attributes. Neither is in the state_dict (so ``torch.nn`` checkpoints load strictly)."""
 
     generator: Optional[F.GeneratorLike]
+    format: Optional[int]
 
-    def _init_generator(self, generator: F.GeneratorLike) -> None:
+    def _init_generator(self, generator: F.GeneratorLike, format: Optional[int] = None) -> None:
         F._check_p(getattr(self, "p"))  # torch.nn lets p = NaN through; refuse it here
         if generator is not None and not isinstance(generator, (torch.Generator, F._CdGenerator)):
             raise TypeError("generator must be a torch.Generator, a cdropout.Generator or None, "
                             f"not {type(generator).__name__}")
+        self.format = F._check_format(format)
         self.generator = generator
 
 
@@ -41,6 +44,10 @@ class Dropout(torch.nn.Dropout, _Mixin):
         Source of each training forward's key; None draws from torch's default CPU generator,
         so ``torch.manual_seed(n)`` makes a run reproducible. The generator is not part of
         the state_dict (as with ``torch.nn.Dropout``, whose randomness is torch's global state).
+    format : {1, 2} or None
+        The stream format of the masks (see :func:`cdropout.torch.dropout`); None: a
+        cdropout.Generator's own, else ``cdropout.FORMAT_VERSION``. Every module of
+        ``cdropout.torch`` takes it.
 
     Examples
     --------
@@ -56,14 +63,16 @@ class Dropout(torch.nn.Dropout, _Mixin):
     True
     """
 
-    def __init__(self, p: float = 0.5, inplace: bool = False, *, generator: F.GeneratorLike = None) -> None:
+    def __init__(self, p: float = 0.5, inplace: bool = False, *, generator: F.GeneratorLike = None,
+                 format: Optional[int] = None) -> None:
         super().__init__(p, inplace)
-        self._init_generator(generator)
+        self._init_generator(generator, format)
 
     def forward(self, input: torch.Tensor) -> torch.Tensor:
         if torch.jit.is_scripting():
-            return F.scripted(input, self.p, self.training, self.inplace, -1)
-        return F.dropout(input, self.p, self.training, self.inplace, generator=self.generator)
+            return F.scripted(input, self.p, self.training, self.inplace, -1, self.format)
+        return F.dropout(input, self.p, self.training, self.inplace, generator=self.generator,
+                         format=self.format)
 
 
 class Dropout1d(torch.nn.Dropout1d, _Mixin):
@@ -77,14 +86,16 @@ class Dropout1d(torch.nn.Dropout1d, _Mixin):
     True
     """
 
-    def __init__(self, p: float = 0.5, inplace: bool = False, *, generator: F.GeneratorLike = None) -> None:
+    def __init__(self, p: float = 0.5, inplace: bool = False, *, generator: F.GeneratorLike = None,
+                 format: Optional[int] = None) -> None:
         super().__init__(p, inplace)
-        self._init_generator(generator)
+        self._init_generator(generator, format)
 
     def forward(self, input: torch.Tensor) -> torch.Tensor:
         if torch.jit.is_scripting():
-            return F.scripted(input, self.p, self.training, self.inplace, 1)
-        return F.dropout1d(input, self.p, self.training, self.inplace, generator=self.generator)
+            return F.scripted(input, self.p, self.training, self.inplace, 1, self.format)
+        return F.dropout1d(input, self.p, self.training, self.inplace, generator=self.generator,
+                           format=self.format)
 
 
 class Dropout2d(torch.nn.Dropout2d, _Mixin):
@@ -98,14 +109,16 @@ class Dropout2d(torch.nn.Dropout2d, _Mixin):
     True
     """
 
-    def __init__(self, p: float = 0.5, inplace: bool = False, *, generator: F.GeneratorLike = None) -> None:
+    def __init__(self, p: float = 0.5, inplace: bool = False, *, generator: F.GeneratorLike = None,
+                 format: Optional[int] = None) -> None:
         super().__init__(p, inplace)
-        self._init_generator(generator)
+        self._init_generator(generator, format)
 
     def forward(self, input: torch.Tensor) -> torch.Tensor:
         if torch.jit.is_scripting():
-            return F.scripted(input, self.p, self.training, self.inplace, 2)
-        return F.dropout2d(input, self.p, self.training, self.inplace, generator=self.generator)
+            return F.scripted(input, self.p, self.training, self.inplace, 2, self.format)
+        return F.dropout2d(input, self.p, self.training, self.inplace, generator=self.generator,
+                           format=self.format)
 
 
 class Dropout3d(torch.nn.Dropout3d, _Mixin):
@@ -119,14 +132,16 @@ class Dropout3d(torch.nn.Dropout3d, _Mixin):
     True
     """
 
-    def __init__(self, p: float = 0.5, inplace: bool = False, *, generator: F.GeneratorLike = None) -> None:
+    def __init__(self, p: float = 0.5, inplace: bool = False, *, generator: F.GeneratorLike = None,
+                 format: Optional[int] = None) -> None:
         super().__init__(p, inplace)
-        self._init_generator(generator)
+        self._init_generator(generator, format)
 
     def forward(self, input: torch.Tensor) -> torch.Tensor:
         if torch.jit.is_scripting():
-            return F.scripted(input, self.p, self.training, self.inplace, 3)
-        return F.dropout3d(input, self.p, self.training, self.inplace, generator=self.generator)
+            return F.scripted(input, self.p, self.training, self.inplace, 3, self.format)
+        return F.dropout3d(input, self.p, self.training, self.inplace, generator=self.generator,
+                           format=self.format)
 
 
 class AlphaDropout(torch.nn.AlphaDropout, _Mixin):
@@ -140,14 +155,16 @@ class AlphaDropout(torch.nn.AlphaDropout, _Mixin):
     2
     """
 
-    def __init__(self, p: float = 0.5, inplace: bool = False, *, generator: F.GeneratorLike = None) -> None:
+    def __init__(self, p: float = 0.5, inplace: bool = False, *, generator: F.GeneratorLike = None,
+                 format: Optional[int] = None) -> None:
         super().__init__(p, inplace)
-        self._init_generator(generator)
+        self._init_generator(generator, format)
 
     def forward(self, input: torch.Tensor) -> torch.Tensor:
         if torch.jit.is_scripting():
             raise RuntimeError("cdropout.torch's alpha-dropout modules cannot be scripted; use torch.compile")
-        return F.alpha_dropout(input, self.p, self.training, self.inplace, generator=self.generator)
+        return F.alpha_dropout(input, self.p, self.training, self.inplace, generator=self.generator,
+                               format=self.format)
 
 
 class FeatureAlphaDropout(torch.nn.FeatureAlphaDropout, _Mixin):
@@ -161,11 +178,13 @@ class FeatureAlphaDropout(torch.nn.FeatureAlphaDropout, _Mixin):
     True
     """
 
-    def __init__(self, p: float = 0.5, inplace: bool = False, *, generator: F.GeneratorLike = None) -> None:
+    def __init__(self, p: float = 0.5, inplace: bool = False, *, generator: F.GeneratorLike = None,
+                 format: Optional[int] = None) -> None:
         super().__init__(p, inplace)
-        self._init_generator(generator)
+        self._init_generator(generator, format)
 
     def forward(self, input: torch.Tensor) -> torch.Tensor:
         if torch.jit.is_scripting():
             raise RuntimeError("cdropout.torch's alpha-dropout modules cannot be scripted; use torch.compile")
-        return F.feature_alpha_dropout(input, self.p, self.training, self.inplace, generator=self.generator)
+        return F.feature_alpha_dropout(input, self.p, self.training, self.inplace, generator=self.generator,
+                                       format=self.format)

@@ -3,16 +3,18 @@ autograd formula, vmap rule), so torch.compile, torch.export and torch.vmap see 
 
 Schema: ``cdropout::dropout(Tensor x, Tensor key, float p, int[] mask_shape, bool scale) -> Tensor``
 
-- ``key``: an int64 tensor ``[seed, stream, offset]`` (each the two's-complement bit pattern of a
-  64-bit unsigned value). Drawing the key is the caller's job (outside the op), so the op is a
-  pure function of its arguments: compiled graphs, exported programs and the backward all see
-  the same mask for the same key.
+- ``key``: an int64 tensor ``[seed, stream, offset, format]`` (seed, stream and offset each the
+  two's-complement bit pattern of a 64-bit unsigned value; format the stream format, 1 or 2). A
+  key of three elements ``[seed, stream, offset]`` is format 1 (the keys of earlier releases).
+  Drawing the key is the caller's job (outside the op), so the op is a pure function of its
+  arguments: compiled graphs, exported programs and the backward all see the same mask for the
+  same key.
 - ``mask_shape``: ``[]`` for a mask of x's shape, otherwise a noise shape of x's rank (each entry
   1 or x's size) that is broadcast over x.
 - ``scale``: kept elements are multiplied by 1/(1-p) rounded to x's dtype (else by 1).
 
-The backward saves only ``key`` (a 3-element tensor) and applies the same op to the gradient,
-which regenerates the mask: forward plus backward is two passes over the data.
+The backward saves only ``key`` (a 4-element tensor) and applies the same op to the gradient,
+which regenerates the mask of the key's format: forward plus backward is two passes over the data.
 """
 from __future__ import annotations
 
@@ -24,6 +26,7 @@ import torch
 
 from .. import _config, _core
 from .._apply import constants, mask_map
+from .._formats import FORMAT_VERSION, check_format
 from .._record import gen_bits
 
 __all__ = ["dropout_op", "apply_", "dtype_code", "to_key"]
@@ -42,9 +45,9 @@ def _signed(v: int) -> int:
     return v - _U64 if v >= _I64 else v
 
 
-def to_key(seed: int, stream: int, offset: int) -> torch.Tensor:
-    """The op's key tensor for unsigned 64-bit (seed, stream, offset)."""
-    return torch.tensor([_signed(seed), _signed(stream), _signed(offset)], dtype=torch.int64)
+def to_key(seed: int, stream: int, offset: int, fmt: int = FORMAT_VERSION) -> torch.Tensor:
+    """The op's key tensor for unsigned 64-bit (seed, stream, offset) and stream format `fmt`."""
+    return torch.tensor([_signed(seed), _signed(stream), _signed(offset), fmt], dtype=torch.int64)
 
 
 def _numpy_view(t: torch.Tensor, code: int) -> np.ndarray:
@@ -56,8 +59,9 @@ def _numpy_view(t: torch.Tensor, code: int) -> np.ndarray:
 def check_args(x: torch.Tensor, key: torch.Tensor, p: float, mask_shape: Sequence[int]) -> None:
     """The op's own argument checks (it is public: torch.ops.cdropout.dropout)."""
     torch._check(x.dtype in _CODES, lambda: f"x must be float16, bfloat16, float32 or float64, not {x.dtype}")
-    torch._check(key.dtype == torch.int64 and key.dim() == 1 and key.shape[0] == 3,
-                 lambda: "key must be an int64 tensor of 3 elements [seed, stream, offset]")
+    torch._check(key.dtype == torch.int64 and key.dim() == 1 and key.shape[0] in (3, 4),
+                 lambda: "key must be an int64 tensor of 4 elements [seed, stream, offset, format] "
+                         "(or 3: format 1)")
     torch._check(0.0 <= p <= 1.0, lambda: f"p must be in [0, 1], got {p}")
     torch._check(len(mask_shape) == 0 or (len(mask_shape) == x.dim() and all(
         m == 1 or m == d for m, d in zip(mask_shape, x.shape))),
@@ -73,16 +77,18 @@ def apply_(x: torch.Tensor, y: torch.Tensor, key: torch.Tensor, p: float, mask_s
     C kernels run on ``torch.get_num_threads()`` threads (the result does not depend on it).
     """
     code = _CODES[x.dtype]
-    seed, stream, offset = (v % _U64 for v in key.tolist())
+    values = key.tolist()
+    seed, stream, offset = (v % _U64 for v in values[:3])
+    fmt = check_format(values[3], "format (key[3])") if len(values) == 4 else 1
     s, T = constants(p, code, scale)
     shape = tuple(x.shape)
     ms = tuple(mask_shape) if len(mask_shape) else shape
     xn, yn = _numpy_view(x, code), _numpy_view(y, code)
     nthreads, mpt, isa, bf16 = torch.get_num_threads(), _config.min_per_thread, _config.isa, int(code == 3)
     if ms == shape:
-        _core.apply_key(xn, yn, s, seed, stream, T, offset, None, None, nthreads, mpt, isa, bf16=bf16)
+        _core.apply_key(xn, yn, s, seed, stream, T, offset, None, None, nthreads, mpt, isa, bf16=bf16, fmt=fmt)
     else:  # noise shape: the small mask's bits, broadcast with zero mask strides
-        bits = gen_bits(seed, stream, T, offset, math.prod(ms), nthreads)
+        bits = gen_bits(seed, stream, T, offset, math.prod(ms), nthreads, fmt)
         mbase, mstrides = mask_map(shape, ms, None)
         _core.apply_bits(xn, yn, s, bits, mbase, mstrides, nthreads, mpt, isa, bf16=bf16)
 
