@@ -37,11 +37,11 @@ CORE_SOURCES = [f"{SRC}/cdropout.c", f"{SRC}/kernels_portable.c"]
 # Kernel file -> the ISA flags it alone is compiled with, per compiler family.
 X86_KERNELS = {
     f"{SRC}/kernels_avx2.c": {
-        "gcc": ["-mavx2", "-mfma", "-mf16c", "-mbmi2"],
+        "gcc": ["-mavx2", "-mfma", "-mf16c", "-mbmi2", "-maes"],
         "msvc": ["/arch:AVX2"],
     },
     f"{SRC}/kernels_avx512.c": {
-        "gcc": ["-mavx512f", "-mavx512bw", "-mavx512dq", "-mavx512vl", "-mf16c", "-mbmi2"],
+        "gcc": ["-mavx512f", "-mavx512bw", "-mavx512dq", "-mavx512vl", "-mf16c", "-mbmi2", "-maes", "-mvaes"],
         "msvc": ["/arch:AVX512"],
     },
 }

@@ -32,7 +32,9 @@ cdef extern from "cdropout.h" nogil:
         int64_t min_per_thread
         int isa
     int CD_MAX_DIMS
-    cd_key cd_make_key(uint64_t seed, uint64_t stream, uint64_t T)
+    cd_key cd_make_key(uint64_t seed, uint64_t stream, uint64_t T, int fmt)
+    void cd_ars4x32(int rounds, const uint32_t *ctr, uint32_t *out, int64_t n, const uint32_t key[4])
+    int cd_isa_for_format(int isa, int fmt)
     int cd_run(const cd_op *op, const cd_exec *ex)
     void cd_gen_bits(const cd_key *key, uint64_t offset, uint8_t *out, int64_t n, const cd_exec *ex)
     void cd_scale(int dtype, void *y, int64_t n, double s, const cd_exec *ex)
@@ -168,16 +170,17 @@ cdef cnp.ndarray packed(bits, int64_t n, str name):
 
 
 def apply_key(cnp.ndarray x not None, cnp.ndarray y not None, double scale, uint64_t seed, uint64_t stream, uint64_t T,
-              uint64_t mbase, mstrides, bits_out, int nthreads, int64_t min_per_thread, int isa, *, int bf16=0):
+              uint64_t mbase, mstrides, bits_out, int nthreads, int64_t min_per_thread, int isa, *, int bf16=0,
+              int fmt=1):
     """y[idx] = keep(m) ? x[idx] * scale : +0.0 with m = mbase + sum(idx[k] * mstrides[k]).
 
-    keep from format v1 with key (seed, stream, T); mstrides None = C order of x.shape. bits_out:
+    keep from stream format fmt (1 or 2) with key (seed, stream, T); mstrides None = C order of x.shape. bits_out:
     None, or (mstrides None only) a C-contiguous uint8 array of (x.size + 7) // 8 bytes that
     receives bit i = keep(mbase + i), padding bits 0. y may be x. bf16=1: int16/uint16 x and y
     hold bfloat16 bits (cdropout.torch's view of torch.bfloat16 tensors).
     """
     cdef cd_op op
-    cdef cd_key k = cd_make_key(seed, stream, T)
+    cdef cd_key k = cd_make_key(seed, stream, T, fmt)
     cdef cd_exec ex = cd_exec(nthreads, min_per_thread, isa)
     cdef int64_t dims[64]
     cdef int64_t xs[64]
@@ -228,9 +231,10 @@ def apply_bits(cnp.ndarray x not None, cnp.ndarray y not None, double scale, bit
 
 
 def gen_bits(uint64_t seed, uint64_t stream, uint64_t T, uint64_t offset, bits_out, int64_t n,
-             int nthreads, int64_t min_per_thread, int isa):
-    """bits_out[:(n + 7) // 8] = packed keep(offset + i) for i < n (LSB first), padding bits 0."""
-    cdef cd_key k = cd_make_key(seed, stream, T)
+             int nthreads, int64_t min_per_thread, int isa, int fmt=1):
+    """bits_out[:(n + 7) // 8] = packed keep(offset + i) for i < n (LSB first), padding bits 0;
+    keep from stream format fmt (1 or 2)."""
+    cdef cd_key k = cd_make_key(seed, stream, T, fmt)
     cdef cd_exec ex = cd_exec(nthreads, min_per_thread, isa)
     cdef uint8_t *out
     if n < 0:
@@ -267,6 +271,33 @@ def philox(cnp.ndarray counter, cnp.ndarray out, uint32_t k0, uint32_t k1, int r
             ctr = cd_philox4x32_R(rounds, ctr, k0, k1)
             for j in range(4):
                 o[4 * i + j] = ctr.v[j]
+
+
+def ars(cnp.ndarray counter, cnp.ndarray out, uint32_t k0, uint32_t k1, uint32_t k2, uint32_t k3, int rounds):
+    """ARS-R (Random123's ars4x32_R) of every row of a C-contiguous (n, 4) uint32 array, into out
+    (the same shape). rounds in [1, 10]."""
+    cdef uint32_t key[4]
+    if not (1 <= rounds <= 10):
+        raise ValueError(f"rounds must be in [1, 10], got {rounds}")
+    for a in (counter, out):
+        if a.dtype != np.uint32 or not a.flags.c_contiguous or a.ndim < 1 or a.shape[a.ndim - 1] != 4:
+            raise ValueError("counter and out must be C-contiguous uint32 arrays of shape (..., 4)")
+    if cnp.PyArray_SIZE(out) != cnp.PyArray_SIZE(counter):
+        raise ValueError("counter and out must have the same size")
+    key[0] = k0
+    key[1] = k1
+    key[2] = k2
+    key[3] = k3
+    cdef const uint32_t *c = <const uint32_t *>cnp.PyArray_DATA(counter)
+    cdef uint32_t *o = <uint32_t *>cnp.PyArray_DATA(out)
+    cdef int64_t n = cnp.PyArray_SIZE(counter) // 4
+    with nogil:
+        cd_ars4x32(rounds, c, o, n, key)
+
+
+def isa_for_format(int isa, int fmt):
+    """The kernel set (CD_ISA_*) a call of stream format fmt runs on when isa is asked for."""
+    return cd_isa_for_format(isa, fmt)
 
 
 def best_isa():

@@ -51,6 +51,23 @@ int cd_best_isa(void)
     return CD_ISA_PORTABLE;
 }
 
+int cd_isa_for_format(int isa, int fmt)
+{
+    if (fmt != CD_FORMAT_V2)
+        return isa;
+#if defined(CD_HAVE_X86_KERNELS) && (defined(__GNUC__) || defined(__clang__))
+    unsigned a, b, c, d;
+    /* VAES: CPUID.(7,0):ECX bit 9; AES-NI: CPUID.1:ECX bit 25 */
+    if (isa == CD_ISA_AVX512 && !(__get_cpuid_count(7, 0, &a, &b, &c, &d) && (c & (1u << 9))))
+        isa = CD_ISA_AVX2;
+    if (isa == CD_ISA_AVX2 && !(__get_cpuid(1, &a, &b, &c, &d) && (c & (1u << 25))))
+        isa = CD_ISA_PORTABLE;
+    return isa;
+#else
+    return CD_ISA_PORTABLE;
+#endif
+}
+
 const char *cd_isa_name(int isa)
 {
     return kernels_for(isa)->name;
@@ -65,9 +82,10 @@ int cd_have_openmp(void)
 #endif
 }
 
-cd_key cd_make_key(uint64_t seed, uint64_t stream, uint64_t T)
+cd_key cd_make_key(uint64_t seed, uint64_t stream, uint64_t T, int fmt)
 {
     cd_key k;
+    k.fmt = fmt == CD_FORMAT_V2 ? CD_FORMAT_V2 : CD_FORMAT_V1;
     k.k0 = (uint32_t)seed;
     k.k1 = (uint32_t)(seed >> 32);
     k.s0 = (uint32_t)stream;
@@ -430,7 +448,7 @@ static int64_t abs64(int64_t v)
 static void make_plan(plan *pl, const cd_op *op, int isa)
 {
     pl->op = op;
-    pl->kern = kernels_for(isa);
+    pl->kern = kernels_for(op->key != NULL ? cd_isa_for_format(isa, op->key->fmt) : isa);
     pl->itemsize = itemsize_of(op->dtype);
     pl->src = op->key == NULL ? SRC_BITS : op->key->mode == CD_MASK_PHILOX ? SRC_KEY : SRC_CONST;
     pl->keep_const = op->key != NULL && op->key->mode == CD_MASK_KEEP_ALL;

@@ -34,8 +34,9 @@ typedef struct {
     uint8_t *bits_out;
 } cd_op;
 
-/* Build the key of (seed, stream, T), T = round((1 - p) * 2^32) as in docs/stream-format.md. */
-cd_key cd_make_key(uint64_t seed, uint64_t stream, uint64_t T);
+/* Build the key of (seed, stream, T) in stream format fmt (CD_FORMAT_V1 or CD_FORMAT_V2),
+ * T = round((1 - p) * 2^32) as in docs/stream-format.md. */
+cd_key cd_make_key(uint64_t seed, uint64_t stream, uint64_t T, int fmt);
 
 /* How a call runs: at most nthreads threads (<= 0: the OpenMP default, omp_get_max_threads()),
  * each given at least min_per_thread elements; isa is a CD_ISA_* value the machine supports
@@ -57,6 +58,10 @@ void cd_scale(int dtype, void *y, int64_t n, double s, const cd_exec *ex);
 
 /* The highest CD_ISA_* this CPU (and this build) supports. */
 int cd_best_isa(void);
+/* The kernel set a call of stream format fmt runs on when isa is asked for: format v2's SIMD
+ * generators need VAES (AVX-512 set) or AES-NI (AVX2 set); without them the next lower set runs
+ * (bitwise the same result). */
+int cd_isa_for_format(int isa, int fmt);
 const char *cd_isa_name(int isa);
 int cd_have_openmp(void);
 /* The default thread count of a call: omp_get_max_threads() (OMP_NUM_THREADS, threadpoolctl),

@@ -1,8 +1,8 @@
 /* The fused forward kernels (cd_fused_fn in kernels.h), shared by the SIMD kernel files.
  *
  * Included at the end of kernels_avx2.c and kernels_avx512.c, so it is compiled with each file's
- * ISA flags. Before including it, a file defines its gen_ctx, gen_ctx_init, gen_loop, its apply_f16/
- * f32/f64/bf16, and
+ * ISA flags. Before including it, a file defines its gen_ctx, gen_ctx_init, gen_loop, format v2's
+ * ars_ctx, ars_ctx_init and ars_loop (src_c/ars_impl.h), its apply_f16/f32/f64/bf16, and
  *   fused_gen_chunk(gen_ctx *c, const cd_key *key, uint64_t b, uint8_t *bytes, int ties,
  *                   const char *pf, size_t es)
  * which writes the keep bytes of the 64 blocks b .. b + 63 and prefetches the 512 elements of
@@ -96,10 +96,14 @@ static void apply_f64_nt(const void *xv, void *yv, int64_t n, const uint8_t *bit
 
 static inline __attribute__((always_inline)) void fused_body(const cd_key *key, uint64_t e0, const char *x,
                                                              char *y, int64_t n, double s, uint8_t *bits_out,
-                                                             size_t es, apply_fn apply, int ties)
+                                                             size_t es, apply_fn apply, int ties, int fmt)
 {
     gen_ctx c;
-    gen_ctx_init(&c, key);
+    ars_ctx a;
+    if (fmt == CD_FORMAT_V2)
+        ars_ctx_init(&a, key);
+    else
+        gen_ctx_init(&c, key);
     uint8_t buf[64];
     int ph = (int)(e0 & 7);
     uint64_t b = e0 >> 3;
@@ -110,7 +114,9 @@ static inline __attribute__((always_inline)) void fused_body(const cd_key *key, 
             cnt = n - j;
         int64_t nb = (ph + cnt + 7) >> 3;
         uint8_t *bytes = bits_out != NULL ? bits_out + (b - bfirst) : buf;
-        if (nb == 64)
+        if (fmt == CD_FORMAT_V2)
+            ars_loop(&a, key, b, nb, bytes, ties);
+        else if (nb == 64)
             fused_gen_chunk(&c, key, b, bytes, ties, NULL, es);
         else
             gen_loop(&c, key, b, nb, bytes, ties);
@@ -132,10 +138,14 @@ static inline __attribute__((always_inline)) void fused_body(const cd_key *key, 
  * slower.) Each window's mask bytes are generated for its own blocks. */
 static inline __attribute__((always_inline)) void fused_body_nt(const cd_key *key, uint64_t e0, const char *x,
                                                                 char *y, int64_t n, double s, size_t es,
-                                                                apply_fn apply_nt, int ties)
+                                                                apply_fn apply_nt, int ties, int fmt)
 {
     gen_ctx c;
-    gen_ctx_init(&c, key);
+    ars_ctx a;
+    if (fmt == CD_FORMAT_V2)
+        ars_ctx_init(&a, key);
+    else
+        gen_ctx_init(&c, key);
     uint8_t bytes[FUSED_NT_WINDOW / 8 + 1];
     int64_t j = 0;
     while (j < n) {
@@ -145,15 +155,19 @@ static inline __attribute__((always_inline)) void fused_body_nt(const cd_key *ke
         if (cnt > n - j)
             cnt = n - j;
         const uint64_t g = e0 + (uint64_t)j, b = g >> 3;
-        gen_loop(&c, key, b, (int64_t)(((g + (uint64_t)cnt - 1) >> 3) - b + 1), bytes, ties);
+        const int64_t nb = (int64_t)(((g + (uint64_t)cnt - 1) >> 3) - b + 1);
+        if (fmt == CD_FORMAT_V2)
+            ars_loop(&a, key, b, nb, bytes, ties);
+        else
+            gen_loop(&c, key, b, nb, bytes, ties);
         apply_nt(x + (size_t)j * es, y + (size_t)j * es, cnt, bytes, (int)(g & 7), s);
         j += cnt;
     }
 }
 
-static inline __attribute__((always_inline)) void fused(const cd_key *key, uint64_t e0, const void *xv, void *yv,
-                                                        int64_t n, double s, uint8_t *bits_out, size_t es,
-                                                        apply_fn apply, apply_fn apply_nt)
+static inline __attribute__((always_inline)) void fused_fmt(const cd_key *key, uint64_t e0, const void *xv,
+                                                            void *yv, int64_t n, double s, uint8_t *bits_out,
+                                                            size_t es, apply_fn apply, apply_fn apply_nt, int fmt)
 {
     const char *x = (const char *)xv;
     char *y = (char *)yv;
@@ -165,25 +179,35 @@ static inline __attribute__((always_inline)) void fused(const cd_key *key, uint6
     if (streamed && (((uintptr_t)y - (e0 & 7) * es) & 63) == 0) {
         /* the 512-element chunks after the first start at lines of y: stream them as they come */
         if (key->tlo != 0)
-            fused_body(key, e0, x, y, n, s, NULL, es, apply_nt, 1);
+            fused_body(key, e0, x, y, n, s, NULL, es, apply_nt, 1, fmt);
         else
-            fused_body(key, e0, x, y, n, s, NULL, es, apply_nt, 0);
+            fused_body(key, e0, x, y, n, s, NULL, es, apply_nt, 0, fmt);
         _mm_sfence(); /* streamed stores are weakly ordered: make them visible before returning */
         return;
     }
     if (streamed) {
         if (key->tlo != 0)
-            fused_body_nt(key, e0, x, y, n, s, es, apply_nt, 1);
+            fused_body_nt(key, e0, x, y, n, s, es, apply_nt, 1, fmt);
         else
-            fused_body_nt(key, e0, x, y, n, s, es, apply_nt, 0);
+            fused_body_nt(key, e0, x, y, n, s, es, apply_nt, 0, fmt);
         _mm_sfence(); /* streamed stores are weakly ordered: make them visible before returning */
         return;
     }
     if (key->tlo != 0) {
-        fused_body(key, e0, x, y, n, s, bits_out, es, apply, 1);
+        fused_body(key, e0, x, y, n, s, bits_out, es, apply, 1, fmt);
     } else {
-        fused_body(key, e0, x, y, n, s, bits_out, es, apply, 0);
+        fused_body(key, e0, x, y, n, s, bits_out, es, apply, 0, fmt);
     }
+}
+
+static inline __attribute__((always_inline)) void fused(const cd_key *key, uint64_t e0, const void *xv, void *yv,
+                                                        int64_t n, double s, uint8_t *bits_out, size_t es,
+                                                        apply_fn apply, apply_fn apply_nt)
+{
+    if (key->fmt == CD_FORMAT_V2)
+        fused_fmt(key, e0, xv, yv, n, s, bits_out, es, apply, apply_nt, CD_FORMAT_V2);
+    else
+        fused_fmt(key, e0, xv, yv, n, s, bits_out, es, apply, apply_nt, CD_FORMAT_V1);
 }
 
 static void fused_f16(const cd_key *key, uint64_t e0, const void *x, void *y, int64_t n, double s,

@@ -1,7 +1,8 @@
 /* The SIMD gen driver (cd_gen_fn, cd_gen_rows_fn), shared by the SIMD kernel files.
  *
- * Included by kernels_avx2.c and kernels_avx512.c after their Philox rounds, so it is compiled with
- * each file's ISA flags. Before including it, a file defines
+ * Included by kernels_avx2.c and kernels_avx512.c after their Philox rounds and src_c/ars_impl.h
+ * (format v2's gen, ars_gen / ars_loop, which these functions hand v2 keys to), so it is compiled
+ * with each file's ISA flags. Before including it, a file defines
  *   GEN_VEC       its vector type;
  *   GEN_BLOCKS    blocks per vector of 32-bit lanes (8 for AVX2, 16 for AVX-512);
  *   GEN_NP_MAX    the most vectors of blocks philox_blocks computes at once;
@@ -61,6 +62,10 @@ static void GEN_NAME(const cd_key *key, uint64_t b0, int64_t n, uint8_t *out)
 {
     if (n <= 0)
         return;
+    if (key->fmt == CD_FORMAT_V2) {
+        ars_gen(key, b0, n, out);
+        return;
+    }
     gen_ctx c;
     gen_ctx_init(&c, key);
     if (key->tlo != 0)
@@ -73,9 +78,22 @@ static void GEN_NAME(const cd_key *key, uint64_t b0, int64_t n, uint8_t *out)
 static void gen_rows_simd(const cd_key *key, uint64_t m0, uint64_t mstride, int64_t nrows, int64_t nbits,
                           uint8_t *out, int64_t ostride)
 {
+    const int ties = key->tlo != 0;
+    if (key->fmt == CD_FORMAT_V2) {
+        ars_ctx a;
+        ars_ctx_init(&a, key);
+        for (int64_t r = 0; r < nrows; r++) {
+            uint64_t m = m0 + (uint64_t)r * mstride, b = m >> 3;
+            int64_t nb = (int64_t)(((m + (uint64_t)nbits - 1) >> 3) - b + 1);
+            if (ties)
+                ars_loop(&a, key, b, nb, out + r * ostride, 1);
+            else
+                ars_loop(&a, key, b, nb, out + r * ostride, 0);
+        }
+        return;
+    }
     gen_ctx c;
     gen_ctx_init(&c, key);
-    const int ties = key->tlo != 0;
     for (int64_t r = 0; r < nrows; r++) {
         uint64_t m = m0 + (uint64_t)r * mstride, b = m >> 3;
         int64_t nb = (int64_t)(((m + (uint64_t)nbits - 1) >> 3) - b + 1);

@@ -7,14 +7,23 @@
 #include <stddef.h>
 
 /* What decides the mask: see docs/stream-format.md. The kernels (gen, fused) handle only
- * CD_MASK_PHILOX; the driver (cdropout.c) handles keep-all and drop-all for every kernel set. */
+ * CD_MASK_PHILOX (random bits, of the key's format); the driver (cdropout.c) handles keep-all and
+ * drop-all for every kernel set. */
 enum { CD_MASK_PHILOX = 0, CD_MASK_KEEP_ALL = 1, CD_MASK_DROP_ALL = 2 };
+
+/* Stream formats (docs/stream-format.md): the function that turns a block's counter into its four
+ * words. Everything else (blocks, halves, keep rule, ties) is the same for both. */
+enum { CD_FORMAT_V1 = 1, /* Philox4x32-10 */ CD_FORMAT_V2 = 2 /* ARS-7 */ };
+#define CD_ARS_ROUNDS 7
+#define CD_ARS_W0 0x9E3779B97F4A7C15ull /* Weyl increments of the ARS key, low and high 64 bits */
+#define CD_ARS_W1 0xBB67AE8584CAA73Bull
 
 typedef struct {
     uint32_t k0, k1;   /* key = (seed & 0xffffffff, seed >> 32) */
     uint32_t s0, s1;   /* counter words 2, 3 = (stream & 0xffffffff, stream >> 32) */
     uint32_t thi, tlo; /* T >> 16, T & 0xffff (only for CD_MASK_PHILOX, where 0 < T < 2^32) */
     int mode;
+    int fmt;           /* CD_FORMAT_V1 or CD_FORMAT_V2: ARS key = (k0, k1, 0, 0), counter as v1's */
 } cd_key;
 
 /* Keep bytes of blocks [b0, b0 + n): bit h of out[j] is keep(8 * (b0 + j) + h).
@@ -73,14 +82,19 @@ extern const cd_kernels cd_kernels_avx512;
 /* Scalar helpers shared by every kernel file (defined in kernels_portable.c). */
 uint16_t cd_float_to_half(float f);   /* round to nearest even, like NumPy */
 float cd_half_to_float(uint16_t h);
-/* Keep byte of one block, scalar: the reference path and the tie side path of SIMD kernels. */
+/* Keep byte of one block, scalar, in the key's format: the reference path and the tie side path of
+ * SIMD kernels. */
 uint8_t cd_block_byte(const cd_key *key, uint64_t b);
-/* Resolve ties of one block given its primary output words: returns the final keep byte. */
+/* Resolve ties of one block given its primary output words (the secondary draw in the key's
+ * format): returns the final keep byte. */
 uint8_t cd_block_byte_ties(const cd_key *key, uint64_t b, uint8_t lt_bits, uint8_t eq_bits);
 /* bfloat16 <-> float32 (round to nearest even, NaN -> sign | 0x7fc0) and the portable bfloat16
  * y *= s, which every kernel set uses (the benchmark floor only). */
 uint16_t cd_float_to_bf16(float f);
 float cd_bf16_to_float(uint16_t h);
 void cd_scale_bf16(void *y, int64_t n, double s);
+/* ARS-rounds (Random123's ars4x32_R, 1 <= rounds <= 10), portable C: out[i] = ARS(ctr[i], key) for
+ * n counters of four words each (word 0 first). */
+void cd_ars4x32(int rounds, const uint32_t *ctr, uint32_t *out, int64_t n, const uint32_t key[4]);
 
 #endif

@@ -1,11 +1,12 @@
-/* AVX2 + F16C kernel set. Compiled with -mavx2 -mfma -mf16c -mbmi2 and called only when the CPU has
- * those. Bitwise equal to kernels_portable.c (no FMA anywhere: every x * s is a plain multiply).
+/* AVX2 + F16C kernel set. Compiled with -mavx2 -mfma -mf16c -mbmi2 -maes and called only when the CPU
+ * has those (AES-NI only for format v2: without it the driver runs v2 on the portable set). Bitwise equal to kernels_portable.c (no FMA anywhere: every x * s is a plain multiply).
  *
  * gen: Philox4x32-10 on 4 blocks per ymm, one block per 64-bit lane with its 32-bit counter word in the
  * low half of the lane, so _mm256_mul_epu32 gives hi and lo of every lane in one instruction (see
  * kernels_avx512.c). Even and odd blocks are packed into 8 blocks per ymm (one per 32-bit lane) for
  * the compare on 16-bit halves; the per-block keep byte is assembled with _mm256_madd_epi16. Ties
- * (u == Thi) go to the scalar side path only when Tlo != 0.
+ * (u == Thi) go to the scalar side path only when Tlo != 0. Format v2 (ARS-7): AES-NI rounds, one
+ * block per xmm (src_c/ars_impl.h).
  *
  * apply: the 8 bits of a mask byte become a lane mask (broadcast, and, compare); dropped lanes are
  * and-ed to +0.0. Head and tail go through a small buffer so memory outside [0, n) is never touched. */
@@ -228,6 +229,29 @@ static inline __attribute__((always_inline)) void keep_bytes(const gen_ctx *c, c
 
 /* gen_step / gen_loop / gen_avx2 / gen_rows_simd: 16 blocks (4 ymm of counters) per main step
  * measured 12% faster than 8 or 32 */
+/* format v2 (src_c/ars_impl.h): AES-NI, one block per xmm, eight blocks in flight. The unsigned
+ * compare u < Thi is a signed compare of both sides with their top bit flipped; packing the lt and
+ * eq words to bytes puts the keep byte in the low and the tie byte in the high half of movemask. */
+#define ARS_VEC __m128i
+#define ARS_BLOCKS 1
+#define ARS_NV 8
+#define ARS_BCAST(lo, hi) _mm_set_epi64x((long long)(hi), (long long)(lo))
+#define ARS_COUNTERS(s) _mm_set_epi64x((long long)(s), 0)
+#define ARS_ADD_BLOCK(v, b) _mm_add_epi64((v), _mm_set_epi64x(0, (long long)(b)))
+#define ARS_XOR _mm_xor_si128
+#define ARS_ENC _mm_aesenc_si128
+#define ARS_ENCLAST _mm_aesenclast_si128
+#define ARS_THI(thi) _mm_set1_epi16((short)(thi))
+#define ARS_CMP(t, v, lt, eq)                                                                             \
+    do {                                                                                                  \
+        const __m128i flip_ = _mm_set1_epi16((short)0x8000);                                              \
+        const __m128i l_ = _mm_cmpgt_epi16(_mm_xor_si128((t), flip_), _mm_xor_si128((v), flip_));         \
+        const unsigned m_ = (unsigned)_mm_movemask_epi8(_mm_packs_epi16(l_, _mm_cmpeq_epi16((v), (t))));  \
+        (lt) = m_ & 0xffu;                                                                                \
+        (eq) = m_ >> 8;                                                                                   \
+    } while (0)
+#include "ars_impl.h"
+
 #define GEN_VEC __m256i
 #define GEN_BLOCKS 8
 #define GEN_NP_MAX 2

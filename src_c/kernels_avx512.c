@@ -1,6 +1,6 @@
 /* AVX-512 (F/BW/DQ/VL) + F16C kernel set. Compiled with
- *   -mavx512f -mavx512bw -mavx512dq -mavx512vl -mf16c -mbmi2
- * and called only when the CPU has those. Bitwise equal to kernels_portable.c.
+ *   -mavx512f -mavx512bw -mavx512dq -mavx512vl -mf16c -mbmi2 -maes -mvaes
+ * and called only when the CPU has those (VAES only for format v2). Bitwise equal to kernels_portable.c.
  *
  * gen: Philox4x32-10 on 8 blocks per zmm, one block per 64-bit lane with its 32-bit counter word in
  * the low half of the lane. _mm512_mul_epu32 then gives the full 64-bit product of each lane in one
@@ -10,6 +10,9 @@
  * for the threshold compare, which is done on 16-bit halves directly (_mm512_cmplt_epu16_mask gives
  * both halves of a word at once; BMI2 pdep turns the masks into keep bytes). Ties (u == Thi) go to the
  * scalar side path only when Tlo != 0.
+ *
+ * gen of format v2 (ARS-7): VAES rounds on four blocks per zmm (src_c/ars_impl.h); without VAES the
+ * driver runs format v2 on the AVX2 set (cd_isa_for_format).
  *
  * apply: masked multiplies, the __mmask16 / __mmask8 read straight from the bit bytes once the bit
  * phase is at a byte boundary; head and tail with masked loads and stores (never touching memory
@@ -237,6 +240,24 @@ static inline __attribute__((always_inline)) void keep_bytes(const gen_ctx *c, c
             fix_ties(key, b, dst, nlanes, e0, e1, e2, e3);
     }
 }
+
+/* format v2 (src_c/ars_impl.h): VAES, four blocks per zmm, the 32 halves of a zmm compared at once */
+#define ARS_VEC __m512i
+#define ARS_BLOCKS 4
+#define ARS_NV 8
+#define ARS_BCAST(lo, hi) _mm512_broadcast_i32x4(_mm_set_epi64x((long long)(hi), (long long)(lo)))
+#define ARS_COUNTERS(s) _mm512_set_epi64((long long)(s), 3, (long long)(s), 2, (long long)(s), 1, (long long)(s), 0)
+#define ARS_ADD_BLOCK(v, b) _mm512_mask_add_epi64((v), 0x55, (v), _mm512_set1_epi64((long long)(b)))
+#define ARS_XOR _mm512_xor_si512
+#define ARS_ENC _mm512_aesenc_epi128
+#define ARS_ENCLAST _mm512_aesenclast_epi128
+#define ARS_THI(thi) _mm512_set1_epi16((short)(thi))
+#define ARS_CMP(t, v, lt, eq)                                                                             \
+    do {                                                                                                  \
+        (lt) = _cvtmask32_u32(_mm512_cmplt_epu16_mask((v), (t)));                                         \
+        (eq) = _cvtmask32_u32(_mm512_cmpeq_epu16_mask((v), (t)));                                         \
+    } while (0)
+#include "ars_impl.h"
 
 /* gen_step / gen_loop / gen_avx512 / gen_rows_simd: 64 blocks (8 zmm of counters in flight) per
  * main step measured 13% faster than 32, and 128 spill */

@@ -2,6 +2,7 @@
  * kernel must match bit for bit, and it holds the scalar helpers the SIMD files share. */
 #include <string.h>
 
+#include "aes_tables.h"
 #include "kernels.h"
 #include "philox.h"
 
@@ -59,35 +60,138 @@ static inline uint32_t half_of(const cd_philox_ctr *w, int h)
     return (w->v[h >> 1] >> (16 * (h & 1))) & 0xffffu;
 }
 
-uint8_t cd_block_byte_ties(const cd_key *key, uint64_t b, uint8_t lt_bits, uint8_t eq_bits)
+/* ---- ARS (format v2): AES rounds from tables, word c of the state = column c, row r in byte r ---- */
+
+typedef struct {
+    uint32_t k[11][4]; /* round keys: K, K + W, ..., K + rounds W (rounds <= 10) */
+} ars_keys;
+
+static void ars_keys_init(ars_keys *rk, int rounds, const uint32_t key[4])
+{
+    uint64_t lo = (uint64_t)key[0] | (uint64_t)key[1] << 32, hi = (uint64_t)key[2] | (uint64_t)key[3] << 32;
+    for (int r = 0; r <= rounds; r++) {
+        rk->k[r][0] = (uint32_t)lo;
+        rk->k[r][1] = (uint32_t)(lo >> 32);
+        rk->k[r][2] = (uint32_t)hi;
+        rk->k[r][3] = (uint32_t)(hi >> 32);
+        lo += CD_ARS_W0;
+        hi += CD_ARS_W1;
+    }
+}
+
+/* AESENC: ShiftRows (row r of column c from column c + r), SubBytes, MixColumns, xor k. */
+static inline void aes_round(uint32_t w[4], const uint32_t k[4])
+{
+    uint32_t o[4];
+    for (int c = 0; c < 4; c++)
+        o[c] = CD_AES_TE[0][w[c] & 0xff] ^ CD_AES_TE[1][(w[(c + 1) & 3] >> 8) & 0xff] ^
+               CD_AES_TE[2][(w[(c + 2) & 3] >> 16) & 0xff] ^ CD_AES_TE[3][w[(c + 3) & 3] >> 24] ^ k[c];
+    memcpy(w, o, sizeof o);
+}
+
+/* AESENCLAST: as aes_round without MixColumns. */
+static inline void aes_last(uint32_t w[4], const uint32_t k[4])
+{
+    uint32_t o[4];
+    for (int c = 0; c < 4; c++)
+        o[c] = ((uint32_t)CD_AES_SBOX[w[c] & 0xff] | (uint32_t)CD_AES_SBOX[(w[(c + 1) & 3] >> 8) & 0xff] << 8 |
+                (uint32_t)CD_AES_SBOX[(w[(c + 2) & 3] >> 16) & 0xff] << 16 |
+                (uint32_t)CD_AES_SBOX[w[(c + 3) & 3] >> 24] << 24) ^ k[c];
+    memcpy(w, o, sizeof o);
+}
+
+/* Random123's ars4x32_R: v = C ^ K, rounds - 1 AESENC and one AESENCLAST with keys K + W, K + 2 W, ... */
+static inline void ars_block(const ars_keys *rk, int rounds, uint32_t w[4])
+{
+    for (int c = 0; c < 4; c++)
+        w[c] ^= rk->k[0][c];
+    for (int r = 1; r < rounds; r++)
+        aes_round(w, rk->k[r]);
+    aes_last(w, rk->k[rounds]);
+}
+
+void cd_ars4x32(int rounds, const uint32_t *ctr, uint32_t *out, int64_t n, const uint32_t key[4])
+{
+    ars_keys rk;
+    if (rounds < 1 || rounds > 10)
+        return; /* the Python layer checks; nothing is written */
+    ars_keys_init(&rk, rounds, key);
+    for (int64_t i = 0; i < n; i++) {
+        uint32_t w[4];
+        memcpy(w, ctr + 4 * i, sizeof w);
+        ars_block(&rk, rounds, w);
+        memcpy(out + 4 * i, w, sizeof w);
+    }
+}
+
+static void ars_keys_of(ars_keys *rk, const cd_key *key)
+{
+    const uint32_t k[4] = {key->k0, key->k1, 0, 0};
+    ars_keys_init(rk, CD_ARS_ROUNDS, k);
+}
+
+/* The four words of block b of the key's format; secondary: the tie draw (bit 31 of word 1 set). */
+static inline void block_words(const cd_key *key, const ars_keys *rk, uint64_t b, int secondary, cd_philox_ctr *w)
+{
+    cd_philox_ctr c = {{(uint32_t)b, (uint32_t)(b >> 32) | (secondary ? 0x80000000u : 0u), key->s0, key->s1}};
+    if (key->fmt == CD_FORMAT_V2) {
+        ars_block(rk, CD_ARS_ROUNDS, c.v);
+        *w = c;
+    } else {
+        *w = cd_philox4x32_10(c, key->k0, key->k1);
+    }
+}
+
+static uint8_t byte_ties(const cd_key *key, const ars_keys *rk, uint64_t b, uint8_t lt_bits, uint8_t eq_bits)
 {
     if (key->tlo == 0 || eq_bits == 0)
         return lt_bits;
-    cd_philox_ctr c = {{(uint32_t)b, (uint32_t)(b >> 32) | 0x80000000u, key->s0, key->s1}};
-    cd_philox_ctr w = cd_philox4x32_10(c, key->k0, key->k1);
+    cd_philox_ctr w;
+    block_words(key, rk, b, 1, &w);
     for (int h = 0; h < 8; h++)
         if (((eq_bits >> h) & 1) && half_of(&w, h) < key->tlo)
             lt_bits |= (uint8_t)(1u << h);
     return lt_bits;
 }
 
-uint8_t cd_block_byte(const cd_key *key, uint64_t b)
+uint8_t cd_block_byte_ties(const cd_key *key, uint64_t b, uint8_t lt_bits, uint8_t eq_bits)
 {
-    cd_philox_ctr c = {{(uint32_t)b, (uint32_t)(b >> 32), key->s0, key->s1}};
-    cd_philox_ctr w = cd_philox4x32_10(c, key->k0, key->k1);
+    ars_keys rk;
+    if (key->tlo == 0 || eq_bits == 0)
+        return lt_bits;
+    if (key->fmt == CD_FORMAT_V2)
+        ars_keys_of(&rk, key);
+    return byte_ties(key, &rk, b, lt_bits, eq_bits);
+}
+
+static inline uint8_t block_byte(const cd_key *key, const ars_keys *rk, uint64_t b)
+{
+    cd_philox_ctr w;
+    block_words(key, rk, b, 0, &w);
     unsigned lt = 0, eq = 0;
     for (int h = 0; h < 8; h++) {
         uint32_t u = half_of(&w, h);
         lt |= (unsigned)(u < key->thi) << h;
         eq |= (unsigned)(u == key->thi) << h;
     }
-    return cd_block_byte_ties(key, b, (uint8_t)lt, (uint8_t)eq);
+    return byte_ties(key, rk, b, (uint8_t)lt, (uint8_t)eq);
+}
+
+uint8_t cd_block_byte(const cd_key *key, uint64_t b)
+{
+    ars_keys rk;
+    if (key->fmt == CD_FORMAT_V2)
+        ars_keys_of(&rk, key);
+    return block_byte(key, &rk, b);
 }
 
 static void gen_portable(const cd_key *key, uint64_t b0, int64_t n, uint8_t *out)
 {
+    ars_keys rk;
+    if (key->fmt == CD_FORMAT_V2)
+        ars_keys_of(&rk, key);
     for (int64_t j = 0; j < n; j++)
-        out[j] = cd_block_byte(key, b0 + (uint64_t)j);
+        out[j] = block_byte(key, &rk, b0 + (uint64_t)j);
 }
 
 static void gen_rows_portable(const cd_key *key, uint64_t m0, uint64_t mstride, int64_t nrows, int64_t nbits,

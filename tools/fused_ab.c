@@ -45,7 +45,7 @@ int main(int argc, char **argv)
     uint8_t *bits = aligned_alloc(64, (size_t)n / 8 + 64);
     for (int64_t i = 0; i < n; i++)
         x[i] = y[i] = 1.0f;
-    cd_key k = cd_make_key(1, 2, (uint64_t)1 << 31);
+    cd_key k = cd_make_key(1, 2, (uint64_t)1 << 31, CD_FORMAT_V1);
     double floor_ = 1e30, best[2][3];
     for (int v = 0; v < 2; v++)
         for (int c = 0; c < 3; c++)

@@ -11,10 +11,10 @@ trap 'rm -rf "$tmp"' EXIT
 git -C "$root" archive "$rev" src_c | tar -x -C "$tmp"
 cc=${CC:-gcc}
 base="-std=c11 -O3 -fno-strict-aliasing -DCD_HAVE_X86_KERNELS"
-isa="-mavx512f -mavx512bw -mavx512dq -mavx512vl -mf16c -mbmi2"
+isa="-mavx512f -mavx512bw -mavx512dq -mavx512vl -mf16c -mbmi2 -maes -mvaes"
 S=$root/src_c
 $cc $base -I"$S" -c "$S/kernels_portable.c" -o "$tmp/p.o"
-$cc $base -I"$S" -mavx2 -mfma -mf16c -mbmi2 -c "$S/kernels_avx2.c" -o "$tmp/a2.o"
+$cc $base -I"$S" -mavx2 -mfma -mf16c -mbmi2 -maes -c "$S/kernels_avx2.c" -o "$tmp/a2.o"
 $cc $base -I"$S" $isa -c "$S/kernels_avx512.c" -o "$tmp/a5.o"
 $cc $base -I"$S" -fopenmp -c "$S/cdropout.c" -o "$tmp/c.o"
 $cc $base -I"$tmp/src_c" $isa -Dcd_kernels_avx512=AB_A -c "$tmp/src_c/kernels_avx512.c" -o "$tmp/A.o"

@@ -13,8 +13,8 @@ trap 'rm -rf "$tmp"' EXIT
 mkdir -p "$(dirname "$out")"
 common="-std=c11 $opt -Wall -Wextra -DCD_HAVE_X86_KERNELS -I$here"
 $cc $common -c "$portable" -o "$tmp/portable.o"
-$cc $common -mavx2 -mfma -mf16c -mbmi2 -c "$here/kernels_avx2.c" -o "$tmp/avx2.o"
-$cc $common -mavx512f -mavx512bw -mavx512dq -mavx512vl -mf16c -mbmi2 -c "$here/kernels_avx512.c" -o "$tmp/avx512.o"
+$cc $common -mavx2 -mfma -mf16c -mbmi2 -maes -c "$here/kernels_avx2.c" -o "$tmp/avx2.o"
+$cc $common -mavx512f -mavx512bw -mavx512dq -mavx512vl -mf16c -mbmi2 -maes -mvaes -c "$here/kernels_avx512.c" -o "$tmp/avx512.o"
 # OpenMP only for the benchmark's --threads (the kernels themselves never use it)
 omp=""
 if echo 'int main(void){return 0;}' | $cc -fopenmp -x c - -o "$tmp/omp" 2>/dev/null; then omp=-fopenmp; fi
