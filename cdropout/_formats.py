@@ -72,9 +72,10 @@ def _key_words(key: Any, n: int) -> Tuple[int, ...]:
 def _check_rounds(rounds: Any, lo: int, hi: int) -> int:
     if isinstance(rounds, (bool, np.bool_)) or not isinstance(rounds, numbers.Integral):
         raise TypeError(f"rounds must be an int in [{lo}, {hi}], not {type(rounds).__name__}")
-    if not lo <= rounds <= hi:
-        raise ValueError(f"rounds must be an int in [{lo}, {hi}], got {rounds!r}")
-    return int(rounds)
+    r = int(rounds)
+    if not lo <= r <= hi:
+        raise ValueError(f"rounds must be an int in [{lo}, {hi}], got {r}")
+    return r
 
 
 def philox4x32(counter: Any, key: Sequence[int], rounds: int = 10) -> np.ndarray:

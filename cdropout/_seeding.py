@@ -94,6 +94,7 @@ class Generator:
         if isinstance(seed, Generator):
             raise TypeError("seed must be an int, a SeedSequence, a numpy.random.Generator or None, "
                             "not a cdropout.Generator")
+        fmt: int
         if format is not None:
             fmt = check_format(format)
         elif seed is None:
@@ -103,7 +104,7 @@ class Generator:
         self._seed = _default._child_seed() if seed is None else _seed_value(seed)
         self._next_stream = 0
         self._n_children = 0
-        self._format = fmt
+        self._format: int = fmt
         self._lock = threading.Lock()
         _live.add(self)
 

@@ -78,11 +78,12 @@ def test_set_state_rejects_unknown_keys_and_non_mappings():
 
 def test_set_state_accepts_every_valid_state():
     g = cdropout.Generator(1)
-    g.set_state({"seed": np.uint64(U64 - 1), "next_stream": np.int64(5)})   # n_children: default 0
-    assert g.get_state() == {"seed": U64 - 1, "next_stream": 5, "n_children": 0}
+    # n_children: default 0; no 'format' (a state of a release before format 2): format 1
+    g.set_state({"seed": np.uint64(U64 - 1), "next_stream": np.int64(5)})
+    assert g.get_state() == {"seed": U64 - 1, "next_stream": 5, "n_children": 0, "format": 1}
     assert all(type(v) is int for v in g.get_state().values())
     x = np.ones(100, np.float32)
-    np.testing.assert_array_equal(g.dropout(x, 0.4), reference.dropout(x, 0.4, U64 - 1, 5))
+    np.testing.assert_array_equal(g.dropout(x, 0.4), reference.dropout(x, 0.4, U64 - 1, 5, fmt=1))
     g.set_state({"seed": 3, "next_stream": U64, "n_children": U64})          # both exhausted
     with pytest.raises(ValueError, match="all 2\\*\\*64 streams"):
         g.reserve_stream()
@@ -90,7 +91,7 @@ def test_set_state_accepts_every_valid_state():
         g.spawn(1)
     assert g.spawn(0) == []
     g2 = pickle.loads(pickle.dumps(g))
-    assert g2.get_state() == {"seed": 3, "next_stream": U64, "n_children": U64}
+    assert g2.get_state() == {"seed": 3, "next_stream": U64, "n_children": U64, "format": 1}
 
 
 def test_failed_unpickle_names_the_field():
@@ -164,7 +165,7 @@ def test_fork_with_every_spawn_key_used():
             seeds.append(q.get(timeout=60))
             proc.join(60)
             assert proc.exitcode == 0
-        assert dflt.get_state() == {"seed": 5, "next_stream": 0, "n_children": U64}
+        assert dflt.get_state() == {"seed": 5, "next_stream": 0, "n_children": U64, "format": 1}
         pickle.loads(pickle.dumps(dflt))
     finally:
         dflt.set_state(saved)

@@ -63,8 +63,11 @@ def test_user_built_bits_are_copied():
 @pytest.mark.parametrize("kwargs,exc", [
     (dict(kind="dropout"), ValueError),
     (dict(kind=None), ValueError),
-    (dict(version=2), ValueError),
+    (dict(version=3), ValueError),
+    (dict(version=0), ValueError),
     (dict(version="1"), TypeError),
+    (dict(version=2.0), TypeError),
+    (dict(version=True), TypeError),
     (dict(scale=1), TypeError),
     (dict(index=((4,), (1,))), ValueError),     # shape (4,) fits, but origin... ok; wrong: see below
 ])

@@ -49,7 +49,8 @@ def test_only_the_key_is_saved(torch, ct):
     y = ct.dropout(x, 0.5, seed=1, stream=3, offset=5)
     saved = y.grad_fn.saved_tensors
     assert len(saved) == 1 and saved[0].dtype == torch.int64
-    assert saved[0].tolist() == [1, 3, 5]  # (seed, stream, offset): 24 bytes, no mask, no input
+    # (seed, stream, offset, format): 32 bytes, no mask, no input
+    assert saved[0].tolist() == [1, 3, 5, cdropout.FORMAT_VERSION]
 
 
 def test_outputs_own_fresh_memory(torch, ct):

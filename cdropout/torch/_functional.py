@@ -424,17 +424,14 @@ def feature_alpha_dropout(input: torch.Tensor, p: float = 0.5, training: bool = 
 
 
 def scripted(input: torch.Tensor, p: float, training: bool, inplace: bool, spatial: int,
-             fmt: Optional[int] = None) -> torch.Tensor:
+             fmt: int) -> torch.Tensor:
     """The modules' forward under torch.jit.script (TorchScript subset): key from torch's default
     generator; `spatial` -1 for element-wise dropout, else the channel dropout's spatial rank;
-    `fmt` the module's format (None: FORMAT_VERSION)."""
+    `fmt` the stream format (the module's, resolved when it was made)."""
     if not training or p == 0.0:
         return input
-    f = FORMAT_VERSION
-    if fmt is not None:
-        f = fmt
     key = torch.cat([torch.randint(-9223372036854775807 - 1, 9223372036854775807, [2], dtype=torch.int64),
-                     torch.tensor([0, f], dtype=torch.int64)])
+                     torch.tensor([0, fmt], dtype=torch.int64)])
     ms: List[int] = []
     if spatial >= 0:
         shape = input.shape

@@ -28,6 +28,8 @@ class _Mixin:
             raise TypeError("generator must be a torch.Generator, a cdropout.Generator or None, "
                             f"not {type(generator).__name__}")
         self.format = F._check_format(format)
+        # TorchScript's forward (which draws from torch's default generator) needs an int
+        self._script_format = F.FORMAT_VERSION if self.format is None else self.format
         self.generator = generator
 
 
@@ -70,7 +72,7 @@ class Dropout(torch.nn.Dropout, _Mixin):
 
     def forward(self, input: torch.Tensor) -> torch.Tensor:
         if torch.jit.is_scripting():
-            return F.scripted(input, self.p, self.training, self.inplace, -1, self.format)
+            return F.scripted(input, self.p, self.training, self.inplace, -1, self._script_format)
         return F.dropout(input, self.p, self.training, self.inplace, generator=self.generator,
                          format=self.format)
 
@@ -93,7 +95,7 @@ class Dropout1d(torch.nn.Dropout1d, _Mixin):
 
     def forward(self, input: torch.Tensor) -> torch.Tensor:
         if torch.jit.is_scripting():
-            return F.scripted(input, self.p, self.training, self.inplace, 1, self.format)
+            return F.scripted(input, self.p, self.training, self.inplace, 1, self._script_format)
         return F.dropout1d(input, self.p, self.training, self.inplace, generator=self.generator,
                            format=self.format)
 
@@ -116,7 +118,7 @@ class Dropout2d(torch.nn.Dropout2d, _Mixin):
 
     def forward(self, input: torch.Tensor) -> torch.Tensor:
         if torch.jit.is_scripting():
-            return F.scripted(input, self.p, self.training, self.inplace, 2, self.format)
+            return F.scripted(input, self.p, self.training, self.inplace, 2, self._script_format)
         return F.dropout2d(input, self.p, self.training, self.inplace, generator=self.generator,
                            format=self.format)
 
@@ -139,7 +141,7 @@ class Dropout3d(torch.nn.Dropout3d, _Mixin):
 
     def forward(self, input: torch.Tensor) -> torch.Tensor:
         if torch.jit.is_scripting():
-            return F.scripted(input, self.p, self.training, self.inplace, 3, self.format)
+            return F.scripted(input, self.p, self.training, self.inplace, 3, self._script_format)
         return F.dropout3d(input, self.p, self.training, self.inplace, generator=self.generator,
                            format=self.format)
 
