@@ -1,8 +1,9 @@
 """The frozen known-answer files of tests/data/ (written once by tools/make_known_answers.py from the
 independent references), checked on every kernel path and several thread counts.
 
-Any change to format v1's mask stream, to the Gaussian noise or to alpha dropout's constants
-fails here, whatever the reference says: the files are not regenerated.
+Any change to format v1's or v2's mask stream, to the Gaussian noise or to alpha dropout's
+constants fails here, whatever the reference says: the files are not regenerated. Every call here
+names its format (format=1, format=2), so the default format does not matter.
 """
 import hashlib
 import math
@@ -26,15 +27,21 @@ def _rows(name):
     return [dict(zip(header, ln.split(","))) for ln in lines[1:]]
 
 
-def _mask_cases():
+def _mask_cases(fmt):
     cases = []
-    for r in _rows("format-v1-masks.csv"):
+    for r in _rows(f"format-v{fmt}-masks.csv"):
         cases.append((int(r["seed"]), int(r["stream"]), int(r["offset"]), float.fromhex(r["p"]),
                       int(r["n"]), r["sha256"], r["bits"]))
     return cases
 
 
-MASKS = _mask_cases()
+FORMATS = (1, 2)
+MASKS_OF = {fmt: _mask_cases(fmt) for fmt in FORMATS}
+
+
+@pytest.fixture(params=FORMATS, ids=["v1", "v2"])
+def fmt(request):
+    return request.param
 
 
 def _sha(b):
@@ -49,8 +56,9 @@ def _check(got_bytes, case, what):
     assert _sha(got) == sha, f"{what}: mask differs for {case[:5]}"
 
 
-def test_mask_file_covers_the_grid():
+def test_mask_file_covers_the_grid(fmt):
     """The file holds what it promises (a guard against a truncated or edited file)."""
+    MASKS = MASKS_OF[fmt]
     assert len(MASKS) >= 150
     ps = {c[3] for c in MASKS}
     assert {0.0, 1.0, 0.5} <= ps
@@ -66,12 +74,27 @@ def test_mask_file_covers_the_grid():
             assert len(c[6]) == 2 * ((c[4] + 7) // 8)
 
 
-def test_reference_agrees_with_the_file():
-    """tests/reference.py still computes the frozen masks (it is the other tests' oracle)."""
-    for case in MASKS:
+def test_reference_agrees_with_the_file(fmt):
+    """tests/reference.py still computes the frozen masks (it is the other tests' oracle), and the
+    file's cases contain ties (u == Thi) decided both ways."""
+    ties = kept = 0
+    for case in MASKS_OF[fmt]:
         seed, stream, offset, p, n = case[:5]
-        _check(reference.packbits(reference.keep_flat(n, p, seed, stream, offset)).tobytes(), case,
+        _check(reference.packbits(reference.keep_flat(n, p, seed, stream, offset, fmt)).tobytes(), case,
                "reference")
+        t, k = reference.tie_stats(n, p, seed, stream, offset, fmt)
+        ties, kept = ties + t, kept + k
+    assert 0 < kept < ties
+
+
+def test_the_formats_files_differ():
+    """Same grid, other stream: v1 and v2 agree only where p decides alone (p = 0, p = 1, ...)."""
+    v1, v2 = MASKS_OF[1], MASKS_OF[2]
+    assert [c[:5] for c in v1] == [c[:5] for c in v2]
+    differ = [a[:5] for a, b in zip(v1, v2) if a[5] != b[5]]
+    assert len(differ) >= 80 and all(0.0 < p < 1.0 for _, _, _, p, _ in differ)
+    # a mask of 64 elements or more at a p far from 0 and 1 agrees by chance with odds < 2**-40
+    assert all(c in differ for c in (a[:5] for a in v1) if 0.05 <= c[3] <= 0.95 and c[4] >= 64)
 
 
 @pytest.fixture(params=AVAILABLE)
@@ -81,11 +104,11 @@ def isa(request, small_chunks):
 
 
 @pytest.mark.parametrize("threads", THREAD_COUNTS)
-def test_masks_on_every_path_and_thread_count(isa, threads):
-    for case in MASKS:
+def test_masks_on_every_path_and_thread_count(isa, threads, fmt):
+    for case in MASKS_OF[fmt]:
         seed, stream, offset, p, n = case[:5]
         x = np.ones(n, np.float32)
-        kw = dict(seed=seed, stream=stream, offset=offset, num_threads=threads)
+        kw = dict(seed=seed, stream=stream, offset=offset, num_threads=threads, format=fmt)
         y, bits = cdropout.dropout(x, p, return_mask="bits", **kw)
         _check(np.asarray(bits.data), case, f"dropout bits, {isa}, {threads} threads")
         keep = np.unpackbits(np.asarray(bits.data), count=n, bitorder="little").astype(bool)
@@ -109,19 +132,24 @@ def test_masks_on_every_path_and_thread_count(isa, threads):
                 assert np.array_equal(yb != 0, keep[lo:hi]), f"block [{lo}:{hi}] of {case[:5]}"
 
 
-def test_masks_of_the_other_entry_points(small_chunks):
-    """The bit-mask generator behind alpha dropout and the mask regenerated from a key."""
+def test_masks_of_the_other_entry_points(small_chunks, fmt):
+    """The bit-mask generator behind alpha dropout, the mask regenerated from a key (by the
+    backward, and by MaskKey.to_bits), and a key built by hand with the format as its version."""
     for threads in (1, 3):
-        for case in MASKS:
+        for case in MASKS_OF[fmt]:
             seed, stream, offset, p, n = case[:5]
             x = np.zeros(n, np.float64)
-            kw = dict(seed=seed, stream=stream, offset=offset, num_threads=threads)
+            kw = dict(seed=seed, stream=stream, offset=offset, num_threads=threads, format=fmt)
             _, bits = cdropout.alpha_dropout(x, p, return_mask="bits", **kw)
             _check(np.asarray(bits.data), case, f"alpha_dropout bits, {threads} threads")
             if n <= 5000:
                 _, key = cdropout.dropout(x, p, return_mask="key", **kw)
+                assert key.version == fmt
                 g = cdropout.dropout_backward(np.ones(n), key, num_threads=threads)
                 _check(np.packbits(g != 0, bitorder="little"), case, "backward from a key")
+                if threads == 1:
+                    own = cdropout.MaskKey(seed, stream, offset, p, (n,), version=fmt)
+                    _check(np.asarray(own.to_bits().data), case, "MaskKey.to_bits")
 
 
 # ------------------------------------------------------------------------- Gaussian, alpha

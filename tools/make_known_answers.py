@@ -4,9 +4,9 @@
     python tools/make_known_answers.py --check    # recompute and compare, write nothing
 
 Like numpy/random/tests/data/*-testset-*.csv: the expected values come from the independent
-pure-NumPy/pure-Python references of the tests (tests/reference.py for format v1 masks and alpha
-dropout's constants, tests/test_variants.py's scalar evaluation of docs/variants.md for Gaussian
-noise), never from cdropout itself. tests/test_known_answers.py then checks the library against
+pure-NumPy/pure-Python references of the tests (tests/reference.py for format v1 and v2 masks and
+alpha dropout's constants, tests/test_variants.py's scalar evaluation of docs/variants.md for
+Gaussian noise), never from cdropout itself. tests/test_known_answers.py then checks the library against
 the files on every kernel path and several thread counts, so any change to a stream fails loudly.
 If the format must ever change, that is a new format version with new files, not an edit here.
 
@@ -15,6 +15,7 @@ Files (text, one case per line, '#' lines are comments):
                         p as float.hex; bits: the packed mask (np.packbits(keep, bitorder='little'),
                         i.e. a BitMask's bytes) in hex when n <= 2048, else empty;
                         sha256 of those bytes always.
+  format-v2-masks.csv   the same grid and columns for format v2 (ARS-7).
   gaussian-v1.csv       seed,stream,offset,p,n,sha256,noise
                         the float64 noise of gaussian_noise(n, p, ...) as little-endian bytes:
                         sha256 always, the values as float.hex (space separated) when n <= 16.
@@ -105,10 +106,10 @@ def _sha(b: bytes) -> str:
     return hashlib.sha256(b).hexdigest()
 
 
-def mask_lines():
+def mask_lines(fmt=1):
     yield "seed,stream,offset,p,n,sha256,bits"
     for seed, stream, offset, p, n in _mask_grid():
-        data = reference.packbits(reference.keep_flat(n, p, seed, stream, offset)).tobytes()
+        data = reference.packbits(reference.keep_flat(n, p, seed, stream, offset, fmt)).tobytes()
         full = data.hex() if n <= FULL_BITS_MAX_N else ""
         yield f"{seed},{stream},{offset},{float(p).hex()},{n},{_sha(data)},{full}"
 
@@ -134,7 +135,8 @@ HEADER = ("# Frozen known answers of cdropout ({what}), written once by tools/ma
           "# stream changed. Format: see tools/make_known_answers.py.\n")
 
 FILES = {
-    "format-v1-masks.csv": ("format v1 packed keep masks", mask_lines),
+    "format-v1-masks.csv": ("format v1 packed keep masks", lambda: mask_lines(1)),
+    "format-v2-masks.csv": ("format v2 (ARS-7) packed keep masks", lambda: mask_lines(2)),
     "gaussian-v1.csv": ("Gaussian dropout noise, float64", gaussian_lines),
     "alpha-constants.csv": ("alpha dropout constants a, b, c", alpha_lines),
 }

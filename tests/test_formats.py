@@ -1,4 +1,5 @@
-"""cdropout.dropout is bitwise equal to the NumPy reference of format v1.
+"""cdropout.dropout is bitwise equal to the NumPy reference of each stream format (v1: Philox4x32-10,
+v2: ARS-7), the format always given explicitly (format=1 or format=2).
 
 Over many p (including p whose threshold has a non-zero low half, so that ties u == Thi occur
 and are decided by the secondary draw), seeds, streams, offsets, shapes, strides, dtypes and out=.
@@ -40,6 +41,13 @@ TIE_P = [p for p in P_VALUES if 0 < reference.threshold(p) < 2**32
          and reference.threshold(p) & 0xFFFF]
 
 SEEDS = [0, 1, 2**32 - 1, 2**32, 2**64 - 1, 0x243F6A8885A308D3]
+FORMATS = [1, 2]
+
+
+@pytest.fixture(params=FORMATS, ids=["v1", "v2"])
+def fmt(request):
+    """The stream format of a test: every call and every reference value names it."""
+    return request.param
 STREAMS = [0, 1, 2**32 - 1, 2**32, 2**64 - 1]
 
 
@@ -75,22 +83,29 @@ def test_threshold_examples():
     (0x243F6A8885A308D3, 2**32, 8 * 2**32 - 2048, 1.0 - 3 * 2.0**-17),
     (1, 7, 13, 1.5 * 2.0**-32),
 ])
-def test_reference_keep_matches_scalar_definition(seed, stream, offset, p):
+def test_reference_keep_matches_scalar_definition(seed, stream, offset, p, fmt):
     """The vectorised reference agrees with a scalar transcription of the spec, ties included."""
     n = 4096
-    keep = reference.keep_flat(n, p, seed, stream, offset)
-    u, _ = reference.draws(n, seed, stream, offset)
+    keep = reference.keep_flat(n, p, seed, stream, offset, fmt)
+    u, _ = reference.draws(n, seed, stream, offset, fmt)
     thi = reference.threshold(p) >> 16
     idx = sorted(set(range(40)) | set(range(n - 40, n)) | set(np.flatnonzero(u == thi)[:20]))
     for i in idx:
-        assert bool(keep[i]) == scalar_keep(offset + int(i), p, seed, stream), i
+        assert bool(keep[i]) == scalar_keep(offset + int(i), p, seed, stream, fmt), i
 
 
-def test_reference_offset_shifts_the_stream():
-    keep = reference.keep_flat(64, 0.5, 3, 0, 0)
+def test_reference_offset_shifts_the_stream(fmt):
+    keep = reference.keep_flat(64, 0.5, 3, 0, 0, fmt)
     # one block decides eight consecutive elements: shifting by 8 elements = one block later
-    np.testing.assert_array_equal(reference.keep_flat(56, 0.5, 3, 0, 8), keep[8:])
-    np.testing.assert_array_equal(reference.keep_flat(61, 0.5, 3, 0, 3), keep[3:])
+    np.testing.assert_array_equal(reference.keep_flat(56, 0.5, 3, 0, 8, fmt), keep[8:])
+    np.testing.assert_array_equal(reference.keep_flat(61, 0.5, 3, 0, 3, fmt), keep[3:])
+
+
+def test_reference_formats_differ():
+    """v1 and v2 are different streams of the same seed (agreeing on about half the flags)."""
+    a = reference.keep_flat(4096, 0.5, 3, 0, 0, 1)
+    b = reference.keep_flat(4096, 0.5, 3, 0, 0, 2)
+    assert 0.45 < np.mean(a == b) < 0.55
 
 
 # ------------------------------------------------------------------ many p, ties
@@ -98,34 +113,34 @@ def test_reference_offset_shifts_the_stream():
 
 @pytest.mark.parametrize("dtype", FLOAT_DTYPES)
 @pytest.mark.parametrize("p", P_VALUES)
-def test_many_p_bitwise(p, dtype):
+def test_many_p_bitwise(p, dtype, fmt):
     seed, stream, offset = 0x5EED, 3, 0
     x = _fresh(BIG, dtype)
     if p in TIE_P:
-        ties, kept = reference.tie_stats(BIG, p, seed, stream, offset)
+        ties, kept = reference.tie_stats(BIG, p, seed, stream, offset, fmt)
         assert ties > 0, "the sample must contain ties u == Thi"
-    check_dropout(cd, x, p, seed, stream, offset)
+    check_dropout(cd, x, p, seed, stream, offset, fmt)
 
 
-def test_ties_are_decided_both_ways_in_the_samples():
+def test_ties_are_decided_both_ways_in_the_samples(fmt):
     """Across the tie samples above, ties are both kept and dropped (v < Tlo and v >= Tlo)."""
     total = kept = 0
     for p in TIE_P:
-        t, k = reference.tie_stats(BIG, p, 0x5EED, 3, 0)
+        t, k = reference.tie_stats(BIG, p, 0x5EED, 3, 0, fmt)
         total += t
         kept += k
     assert 0 < kept < total
 
 
 @pytest.mark.parametrize("p", TIE_P)
-def test_ties_bitwise_mask_odd_offset(p):
+def test_ties_bitwise_mask_odd_offset(p, fmt):
     """Tie sample at an odd offset and a large stream, checked through the bool mask."""
     seed, stream, offset = 2**64 - 1, 2**63 + 5, 8 * 2**32 - 3
-    ties, _ = reference.tie_stats(BIG, p, seed, stream, offset)
+    ties, _ = reference.tie_stats(BIG, p, seed, stream, offset, fmt)
     assert ties > 0
     x = _fresh(BIG, np.float32, 1)
-    y, mask = cd.dropout(x, p, seed=seed, stream=stream, offset=offset, return_mask="bool")
-    expected = reference.keep_flat(BIG, p, seed, stream, offset)
+    y, mask = cd.dropout(x, p, seed=seed, stream=stream, offset=offset, return_mask="bool", format=fmt)
+    expected = reference.keep_flat(BIG, p, seed, stream, offset, fmt)
     np.testing.assert_array_equal(mask, expected)
     assert_same_bits(y, reference.apply_mask(x, expected, p))
 
@@ -135,18 +150,18 @@ TIE_PROBE_INDICES = [0, 1, 2, 3, 4, 5, 6, 7, 8, 63, 64, 127, 128, 129, 1000, 204
 
 
 @pytest.mark.parametrize("dtype", FLOAT_DTYPES)
-def test_targeted_ties(dtype):
+def test_targeted_ties(dtype, fmt):
     """Elements put exactly on a tie (u == Thi) with v == Tlo, v == Tlo - 1, and T from
     (1-p) 2^32 = T +- 0.5: pins down the comparison v < Tlo and the rounding of T."""
     seed, stream, offset = 2**63 + 1, 77, 3
     x = random_data((TIE_PROBE_N,), dtype, 16)
-    probes = tie_probes(TIE_PROBE_N, seed, stream, offset, TIE_PROBE_INDICES)
+    probes = tie_probes(TIE_PROBE_N, seed, stream, offset, TIE_PROBE_INDICES, fmt)
     assert len(probes) >= 4 * (len(TIE_PROBE_INDICES) - 1)
     for i, p, keep_i in probes:
-        keep = reference.keep_flat(TIE_PROBE_N, p, seed, stream, offset)
+        keep = reference.keep_flat(TIE_PROBE_N, p, seed, stream, offset, fmt)
         assert bool(keep[i]) == keep_i  # the reference agrees with the construction
-        assert bool(keep[i]) == scalar_keep(offset + i, p, seed, stream)
-        y, mask = cd.dropout(x, p, seed=seed, stream=stream, offset=offset, return_mask="bool")
+        assert bool(keep[i]) == scalar_keep(offset + i, p, seed, stream, fmt)
+        y, mask = cd.dropout(x, p, seed=seed, stream=stream, offset=offset, return_mask="bool", format=fmt)
         assert bool(mask[i]) == keep_i, (i, p, keep_i)
         assert_same_bits(y, reference.apply_mask(x, keep, p), f"element {i} on a tie, p={p!r}")
 
@@ -156,20 +171,20 @@ def test_targeted_ties(dtype):
 
 @pytest.mark.parametrize("stream", STREAMS)
 @pytest.mark.parametrize("seed", SEEDS)
-def test_seeds_and_streams_bitwise(seed, stream):
+def test_seeds_and_streams_bitwise(seed, stream, fmt):
     x = _fresh(2**16 + 3, np.float32, 2)
-    check_dropout(cd, x, 0.3, seed, stream, 0)
+    check_dropout(cd, x, 0.3, seed, stream, 0, fmt)
 
 
-def test_random_seeds_streams_offsets_bitwise():
-    rng = np.random.default_rng(2024)
+def test_random_seeds_streams_offsets_bitwise(fmt):
+    rng = np.random.default_rng(2024 + fmt)
     for _ in range(10):
         seed = int(rng.integers(0, 2**64, dtype=np.uint64))
         stream = int(rng.integers(0, 2**64, dtype=np.uint64))
         offset = int(rng.integers(0, 2**62, dtype=np.uint64))
         p = float(rng.uniform())
         dtype = FLOAT_DTYPES[int(rng.integers(0, 3))]
-        check_dropout(cd, _fresh(1001, dtype, 3), p, seed, stream, offset)
+        check_dropout(cd, _fresh(1001, dtype, 3), p, seed, stream, offset, fmt)
 
 
 # ------------------------------------------------------------------ offsets
@@ -191,9 +206,9 @@ OFFSET_CASES = [
 
 @pytest.mark.parametrize("dtype", FLOAT_DTYPES)
 @pytest.mark.parametrize("offset,n", OFFSET_CASES)
-def test_offsets_bitwise(offset, n, dtype):
+def test_offsets_bitwise(offset, n, dtype, fmt):
     assert offset + n <= 2**64
-    check_dropout(cd, _fresh(n, dtype, 4), 0.4, 77, 2**32 + 1, offset)
+    check_dropout(cd, _fresh(n, dtype, 4), 0.4, 77, 2**32 + 1, offset, fmt)
 
 
 # ------------------------------------------------------------------ shapes
@@ -204,36 +219,36 @@ SHAPES = [(), (0,), (0, 5), (5, 0), (3, 0, 2)] + [(n,) for n in ODD_SIZES] + [
 
 @pytest.mark.parametrize("dtype", FLOAT_DTYPES)
 @pytest.mark.parametrize("shape", SHAPES, ids=str)
-def test_shapes_bitwise(shape, dtype):
+def test_shapes_bitwise(shape, dtype, fmt):
     x = random_data(shape, dtype, 5)
-    y = check_dropout(cd, x, 0.35, 11, 2, 9)
+    y = check_dropout(cd, x, 0.35, 11, 2, 9, fmt)
     assert np.shape(y) == shape
     assert np.asarray(y).dtype == dtype
     if shape != ():
         assert isinstance(y, np.ndarray)
 
 
-def test_zero_d_input_both_outcomes():
+def test_zero_d_input_both_outcomes(fmt):
     """A 0-d array is one element, index offset; check a kept and a dropped one."""
     outcomes = set()
     for offset in range(16):
         x = np.array(1.5, np.float32)
-        y = check_dropout(cd, x, 0.5, 1, 0, offset)
+        y = check_dropout(cd, x, 0.5, 1, 0, offset, fmt)
         outcomes.add(float(y))
     assert outcomes == {0.0, 3.0}
 
 
-def test_array_like_inputs():
+def test_array_like_inputs(fmt):
     lst = [0.5, -1.25, 3.0, 4.5, 1e300, -0.0, 7.0]
-    y = cd.dropout(lst, 0.5, seed=3)
-    assert_same_bits(y, reference.dropout(np.array(lst), 0.5, 3))
-    y = cd.dropout(2.5, 0.25, seed=4, offset=1)
-    assert_same_bits(np.asarray(y), reference.dropout(np.array(2.5), 0.25, 4, 0, 1))
+    y = cd.dropout(lst, 0.5, seed=3, format=fmt)
+    assert_same_bits(y, reference.dropout(np.array(lst), 0.5, 3, fmt=fmt))
+    y = cd.dropout(2.5, 0.25, seed=4, offset=1, format=fmt)
+    assert_same_bits(np.asarray(y), reference.dropout(np.array(2.5), 0.25, 4, 0, 1, fmt=fmt))
 
 
-def test_read_only_input():
+def test_read_only_input(fmt):
     x = _data(10_001, np.float32)  # read-only
-    check_dropout(cd, x, 0.5, 8)
+    check_dropout(cd, x, 0.5, 8, fmt=fmt)
 
 
 # ------------------------------------------------------------------ strides
@@ -280,9 +295,9 @@ def outside_view(name, base):
 
 @pytest.mark.parametrize("dtype", FLOAT_DTYPES)
 @pytest.mark.parametrize("view", sorted(VIEWS))
-def test_strided_inputs_bitwise(view, dtype):
+def test_strided_inputs_bitwise(view, dtype, fmt):
     _, x = make_view(view, dtype)
-    y = check_dropout(cd, x, 0.45, 21, 5, 3)
+    y = check_dropout(cd, x, 0.45, 21, 5, 3, fmt)
     assert np.shape(y) == x.shape
 
 
@@ -290,21 +305,21 @@ def test_strided_inputs_bitwise(view, dtype):
 
 
 @pytest.mark.parametrize("dtype", FLOAT_DTYPES)
-def test_out_is_x_in_place(dtype):
+def test_out_is_x_in_place(dtype, fmt):
     x = random_data((129, 31), dtype, 9)
-    expected = reference.dropout(x.copy(), 0.3, 5, 1, 2)
-    y = cd.dropout(x, 0.3, seed=5, stream=1, offset=2, out=x)
+    expected = reference.dropout(x.copy(), 0.3, 5, 1, 2, fmt=fmt)
+    y = cd.dropout(x, 0.3, seed=5, stream=1, offset=2, out=x, format=fmt)
     assert_same_bits(x, expected, "x after in-place dropout")
     assert_same_bits(y, expected)
 
 
 @pytest.mark.parametrize("dtype", FLOAT_DTYPES)
 @pytest.mark.parametrize("view", WRITABLE_VIEWS)
-def test_out_is_x_in_place_strided(view, dtype):
+def test_out_is_x_in_place_strided(view, dtype, fmt):
     base, x = make_view(view, dtype)
     base_before = base.copy()
-    expected = reference.dropout(x.copy(), 0.6, 9, 0, 0)
-    cd.dropout(x, 0.6, seed=9, out=x)
+    expected = reference.dropout(x.copy(), 0.6, 9, 0, 0, fmt=fmt)
+    cd.dropout(x, 0.6, seed=9, out=x, format=fmt)
     assert_same_bits(x, expected, "x after in-place dropout")
     outside = outside_view(view, base)
     assert_same_bits(base[outside], base_before[outside], "elements outside the view")
@@ -312,34 +327,34 @@ def test_out_is_x_in_place_strided(view, dtype):
 
 @pytest.mark.parametrize("dtype", FLOAT_DTYPES)
 @pytest.mark.parametrize("view", ["step2", "reversed", "transpose", "mixed3d", "unaligned2d"])
-def test_out_strided_separate(view, dtype):
+def test_out_strided_separate(view, dtype, fmt):
     """out a non-contiguous view, x a differently laid out array."""
     base, out = make_view(view, dtype, seed=14)
     base_before = base.copy()
     x = np.ascontiguousarray(random_data(out.shape, dtype, 15)[..., ::-1])[..., ::-1]
-    check_dropout(cd, x, 0.5, 61, 0, 0, out=out)
-    assert_same_bits(out, reference.dropout(x, 0.5, 61), "out")
+    check_dropout(cd, x, 0.5, 61, 0, 0, fmt, out=out)
+    assert_same_bits(out, reference.dropout(x, 0.5, 61, fmt=fmt), "out")
     outside = outside_view(view, base)
     assert_same_bits(base[outside], base_before[outside], "elements outside out")
 
 
 @pytest.mark.parametrize("dtype", FLOAT_DTYPES)
 @pytest.mark.parametrize("order", ["C", "F"])
-def test_out_separate(order, dtype):
+def test_out_separate(order, dtype, fmt):
     x = random_data((65, 33), dtype, 10)
     out = np.full(x.shape, 7.0, dtype, order=order)
-    y = check_dropout(cd, x, 0.25, 6, 4, 1, out=out)
-    assert_same_bits(out, reference.dropout(x, 0.25, 6, 4, 1), "out")
+    y = check_dropout(cd, x, 0.25, 6, 4, 1, fmt, out=out)
+    assert_same_bits(out, reference.dropout(x, 0.25, 6, 4, 1, fmt=fmt), "out")
     assert_same_bits(y, out)
 
 
 @pytest.mark.parametrize("dtype", FLOAT_DTYPES)
-def test_out_noncontiguous(dtype):
+def test_out_noncontiguous(dtype, fmt):
     x = random_data((4097,), dtype, 11)
     buf = np.full(2 * 4097 + 1, 5.0, dtype)
     out = buf[1::2]
-    check_dropout(cd, x, 0.5, 6, 0, 0, out=out)
-    assert_same_bits(out, reference.dropout(x, 0.5, 6), "out")
+    check_dropout(cd, x, 0.5, 6, 0, 0, fmt, out=out)
+    assert_same_bits(out, reference.dropout(x, 0.5, 6, fmt=fmt), "out")
     assert np.all(buf[0::2] == 5.0), "elements of out's base outside out were written"
 
 
@@ -350,9 +365,9 @@ def test_out_is_returned():
     assert cd.dropout(x, 0.5, seed=1, out=x) is x
 
 
-def test_out_zero_d_and_empty():
+def test_out_zero_d_and_empty(fmt):
     for shape in [(), (0,), (4, 0)]:
         x = random_data(shape, np.float64, 13)
         out = np.empty(shape, np.float64)
-        check_dropout(cd, x, 0.5, 3, 0, 5, out=out)
-        assert_same_bits(out, reference.dropout(x, 0.5, 3, 0, 5), "out")
+        check_dropout(cd, x, 0.5, 3, 0, 5, fmt, out=out)
+        assert_same_bits(out, reference.dropout(x, 0.5, 3, 0, 5, fmt=fmt), "out")
