@@ -1,6 +1,6 @@
 """bfloat16 (ml_dtypes arrays and torch.bfloat16 tensors): every kernel path, bit for bit, against an
 independent NumPy reference (widen to float32, multiply by the scale rounded to bfloat16, round once
-to nearest even; NaN -> sign | 0x7fc0, as ml_dtypes casts)."""
+to nearest even; NaN -> sign | 0x7fc0, as ml_dtypes casts), in both stream formats."""
 import math
 from fractions import Fraction
 
@@ -13,6 +13,11 @@ from helpers import available_isas
 
 ml_dtypes = pytest.importorskip("ml_dtypes")
 BF16 = np.dtype(ml_dtypes.bfloat16)
+
+
+@pytest.fixture(params=[1, 2], ids=["v1", "v2"])
+def fmt(request):
+    return request.param
 
 
 def bf16_scale(p):
@@ -58,58 +63,61 @@ def test_reference_rounding_agrees_with_ml_dtypes():
 
 @pytest.mark.parametrize("isa", available_isas())
 @pytest.mark.parametrize("scale", [True, False])
-def test_all_65536_values_every_path(isa, scale):
+def test_all_65536_values_every_path(isa, scale, fmt):
     x_bits = np.arange(65536, dtype=np.uint32).astype(np.uint16)
     x = x_bits.view(BF16)
     p = 0.3
-    keep = reference.keep_mask(x.shape, p, 11, 2)
+    keep = reference.keep_mask(x.shape, p, 11, 2, fmt=fmt)
     s = bf16_scale(p) if scale else 1.0
     with cdropout._config.forced_isa(isa):
-        y = cdropout.dropout(x, p, seed=11, stream=2, scale=scale)
+        y = cdropout.dropout(x, p, seed=11, stream=2, scale=scale, format=fmt)
     assert y.dtype == BF16
     np.testing.assert_array_equal(y.view(np.uint16), ref_bits(x_bits, keep, s))
 
 
 @pytest.mark.parametrize("isa", available_isas())
 @pytest.mark.parametrize("n, offset", [(1, 0), (7, 3), (8, 5), (31, 1), (100, 13), (1029, 0), (5000, 6)])
-def test_heads_tails_offsets_every_path(isa, n, offset):
+def test_heads_tails_offsets_every_path(isa, n, offset, fmt):
     rng = np.random.default_rng(n)
     x_bits = rng.integers(0, 65536, n).astype(np.uint16)
     p = 0.4
-    keep = reference.keep_mask((n,), p, 3, 0, offset)
+    keep = reference.keep_mask((n,), p, 3, 0, offset, fmt)
     with cdropout._config.forced_isa(isa):
-        y = cdropout.dropout(x_bits.view(BF16), p, seed=3, offset=offset)
+        y = cdropout.dropout(x_bits.view(BF16), p, seed=3, offset=offset, format=fmt)
         z = x_bits.copy().view(BF16)
-        cdropout.dropout(z, p, seed=3, offset=offset, out=z)  # in place
+        cdropout.dropout(z, p, seed=3, offset=offset, out=z, format=fmt)  # in place
     expected = ref_bits(x_bits, keep, bf16_scale(p))
     np.testing.assert_array_equal(y.view(np.uint16), expected)
     np.testing.assert_array_equal(z.view(np.uint16), expected)
 
 
 @pytest.mark.parametrize("isa", available_isas())
-def test_strided_and_noise_shaped(isa):
+def test_strided_and_noise_shaped(isa, fmt):
     rng = np.random.default_rng(1)
     base = rng.standard_normal((40, 50)).astype(BF16)
     x = base[::2, ::3].T  # strided, transposed
     p = 0.25
     with cdropout._config.forced_isa(isa):
-        y = cdropout.dropout(x, p, seed=9)
-        yn = cdropout.dropout(base, p, seed=9, noise_shape=(40, 1))
+        y = cdropout.dropout(x, p, seed=9, format=fmt)
+        yn = cdropout.dropout(base, p, seed=9, noise_shape=(40, 1), format=fmt)
     xb = np.ascontiguousarray(x).view(np.uint16)
-    np.testing.assert_array_equal(y.view(np.uint16), ref_bits(xb, reference.keep_mask(x.shape, p, 9), bf16_scale(p)))
-    keep = np.broadcast_to(reference.keep_mask((40, 1), p, 9), base.shape)
+    np.testing.assert_array_equal(y.view(np.uint16),
+                                  ref_bits(xb, reference.keep_mask(x.shape, p, 9, fmt=fmt), bf16_scale(p)))
+    keep = np.broadcast_to(reference.keep_mask((40, 1), p, 9, fmt=fmt), base.shape)
     np.testing.assert_array_equal(yn.view(np.uint16), ref_bits(base.view(np.uint16), keep, bf16_scale(p)))
 
 
-def test_backward_bfloat16():
+def test_backward_bfloat16(fmt):
     x = np.linspace(-3, 3, 300).astype(BF16)
-    y, key = cdropout.dropout(x, 0.5, seed=4, return_mask="key")
+    y, key = cdropout.dropout(x, 0.5, seed=4, return_mask="key", format=fmt)
     g = cdropout.dropout_backward(np.ones_like(x), key)
-    np.testing.assert_array_equal(g.view(np.uint16), cdropout.dropout(np.ones_like(x), 0.5, seed=4).view(np.uint16))
+    np.testing.assert_array_equal(g.view(np.uint16),
+                                  cdropout.dropout(np.ones_like(x), 0.5, seed=4, format=fmt).view(np.uint16))
     assert np.array_equal(g != 0, key.to_bool())
+    assert np.array_equal(g != 0, reference.keep_mask((300,), 0.5, 4, fmt=fmt))
 
 
-def test_torch_bfloat16_matches_numpy_path():
+def test_torch_bfloat16_matches_numpy_path(fmt):
     torch = pytest.importorskip("torch")
     import cdropout.torch as ct
 
@@ -118,12 +126,12 @@ def test_torch_bfloat16_matches_numpy_path():
     t = torch.from_numpy(x_bits.astype(np.int16)).view(torch.bfloat16)
     for isa in available_isas():
         with cdropout._config.forced_isa(isa):
-            yt = ct.dropout(t, 0.3, seed=8, stream=1)
+            yt = ct.dropout(t, 0.3, seed=8, stream=1, format=fmt)
         assert yt.dtype == torch.bfloat16
-        expected = ref_bits(x_bits, reference.keep_mask(x_bits.shape, 0.3, 8, 1), bf16_scale(0.3))
+        expected = ref_bits(x_bits, reference.keep_mask(x_bits.shape, 0.3, 8, 1, fmt=fmt), bf16_scale(0.3))
         np.testing.assert_array_equal(yt.view(torch.int16).numpy().view(np.uint16), expected)
     tg = torch.randn(64, dtype=torch.bfloat16, requires_grad=True)
-    out = ct.dropout(tg, 0.5, seed=2)
+    out = ct.dropout(tg, 0.5, seed=2, format=fmt)
     out.sum().backward()
-    keep = reference.keep_mask((64,), 0.5, 2)
+    keep = reference.keep_mask((64,), 0.5, 2, fmt=fmt)
     assert torch.equal(tg.grad, torch.from_numpy(np.where(keep, 2.0, 0.0)).to(torch.bfloat16))
