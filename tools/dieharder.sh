@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
-# Pipe cdropout's raw Philox4x32-10 stream and its p = 0.5 bit mask through Debian's dieharder
-# (stdin_input_raw, -g 200).
+# Pipe cdropout's raw stream (Philox4x32-10 in format 1, ARS-7 in format 2) and its p = 0.5 bit
+# mask through Debian's dieharder (stdin_input_raw, -g 200).
 #
-#   tools/dieharder.sh [raw|mask|both] [quick|all] [seed]
+#   tools/dieharder.sh [raw|mask|both] [quick|all] [seed] [format]
+#
+#   format 1 (default) or 2, the stream format (tools/philox_stream.py --format); the
+#          environment variable CDROPOUT_STREAM_FORMAT is used when the argument is absent
 #
 #   quick  a bounded selection (~1 min per stream): diehard birthdays, operm5, rank 6x8,
 #          bitstream, count-1s stream, runs; sts monobit, runs; rgb lagged sum; dab dct
@@ -16,6 +19,8 @@ set -euo pipefail
 kind=${1:-both}
 mode=${2:-quick}
 seed=${3:-42}
+format=${4:-${CDROPOUT_STREAM_FORMAT:-1}}
+case "$format" in 1|2) ;; *) echo "format must be 1 or 2, got $format" >&2; exit 2 ;; esac
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(dirname "$here")
 export PYTHONPATH="$root${PYTHONPATH:+:$PYTHONPATH}"
@@ -25,7 +30,7 @@ QUICK_TESTS=(0 1 3 4 8 15 100 101 203 206)
 
 run_one() {  # $1 = raw|mask, remaining: dieharder args
     local what=$1; shift
-    local gen=(python3 "$here/philox_stream.py" "$what" --seed "$seed")
+    local gen=(python3 "$here/philox_stream.py" "$what" --seed "$seed" --format "$format")
     [ "$what" = mask ] && gen+=(--p 0.5)
     echo "## $(date -u +%Y-%m-%dT%H:%M:%SZ) ${gen[*]} | dieharder -g 200 $*"
     # the generator ends with a broken pipe when dieharder stops reading
@@ -47,5 +52,5 @@ done
 passed=$(grep -c 'PASSED' "$log" || true)
 weak=$(grep -c 'WEAK' "$log" || true)
 failed=$(grep -c 'FAILED' "$log" || true)
-echo "## summary: $passed PASSED, $weak WEAK, $failed FAILED in $((SECONDS - start)) s (seed $seed, $kind, $mode)"
+echo "## summary: $passed PASSED, $weak WEAK, $failed FAILED in $((SECONDS - start)) s (seed $seed, $kind, $mode, format $format)"
 [ "$failed" -eq 0 ]
