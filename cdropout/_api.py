@@ -392,8 +392,8 @@ def dropout_backward(
     --------
     >>> import numpy as np, cdropout
     >>> x = np.arange(1, 9, dtype=np.float32)
-    >>> y, key = cdropout.dropout(x, 0.5, seed=42, return_mask="key")
-    >>> cdropout.dropout_backward(np.ones_like(x), key)   # the forward's mask and scale
+    >>> y, key = cdropout.dropout(x, 0.5, seed=42, return_mask="key", format=1)
+    >>> cdropout.dropout_backward(np.ones_like(x), key)   # the forward's mask (format 1) and scale
     array([0., 0., 2., 2., 2., 2., 0., 2.], dtype=float32)
     """
     if type(grad) is np.ndarray:

@@ -1,4 +1,5 @@
-"""The C entries apply_key / apply_bits / gen_bits against the NumPy reference of format v1.
+"""The C entries apply_key / apply_bits / gen_bits against the NumPy reference, in both stream formats
+(fmt=1: Philox4x32-10, fmt=2: ARS-7, always given explicitly).
 
 Element idx of x has mask index m = mbase + sum(idx[k] * mstrides[k]) (mstrides None = C order):
 zero strides broadcast a mask, a larger array's strides plus the block origin's index address a
@@ -25,6 +26,11 @@ def isa(request, small_chunks):
         yield request.param
 
 
+@pytest.fixture(params=[1, 2], ids=["v1", "v2"])
+def fmt(request):
+    return request.param
+
+
 def c_strides(shape):
     """C-order element strides of shape."""
     out, s = [], 1
@@ -45,11 +51,11 @@ def mask_indices(shape, mbase, mstrides):
     return lo, rel
 
 
-def keep_at(lo, rel, p, seed, stream):
-    """keep(lo + rel) of every entry of rel, from the reference."""
+def keep_at(lo, rel, p, seed, stream, fmt):
+    """keep(lo + rel) of every entry of rel, from the reference of format fmt."""
     if rel.size == 0:
         return np.zeros(rel.shape, bool)
-    keep = reference.keep_flat(int(rel.max()) + 1, float(p), int(seed), int(stream), lo)
+    keep = reference.keep_flat(int(rel.max()) + 1, float(p), int(seed), int(stream), lo, fmt)
     return keep[rel]
 
 
@@ -57,10 +63,10 @@ def scale_of(dtype, p):
     return float(reference.scale_factor(dtype, p))
 
 
-def call_key(x, y, p, seed, stream, mbase=0, mstrides=None, bits_out=None, threads=0):
+def call_key(x, y, p, seed, stream, mbase=0, mstrides=None, bits_out=None, threads=0, *, fmt):
     T = reference.threshold(p)
     _core.apply_key(x, y, scale_of(x.dtype, p), seed, stream, T, mbase, mstrides, bits_out, threads,
-                    _config.min_per_thread, _config.isa)
+                    _config.min_per_thread, _config.isa, fmt=fmt)
 
 
 def call_bits(x, y, p, bits, mbase=0, mstrides=None, threads=0):
@@ -68,8 +74,8 @@ def call_bits(x, y, p, bits, mbase=0, mstrides=None, threads=0):
                      _config.min_per_thread, _config.isa)
 
 
-def expected(x, p, seed, stream, mbase=0, mstrides=None):
-    keep = keep_at(*mask_indices(x.shape, mbase, mstrides), p, seed, stream)
+def expected(x, p, seed, stream, mbase=0, mstrides=None, *, fmt):
+    keep = keep_at(*mask_indices(x.shape, mbase, mstrides), p, seed, stream, fmt)
     return reference.apply_mask(x, keep, p)
 
 
@@ -77,23 +83,23 @@ def expected(x, p, seed, stream, mbase=0, mstrides=None):
 
 
 @pytest.mark.parametrize("threads", THREAD_COUNTS)
-def test_gen_bits_matches_reference(isa, threads):
+def test_gen_bits_matches_reference(isa, threads, fmt):
     seed, stream = 0xDEADBEEF12345, 3
     for n, offset, p in [(0, 0, 0.5), (1, 7, 0.5), (13, 3, 0.3), (4099, 2**32 - 5, 1 / 3),
                          (70001, 123, 0.9), (9000, 2**64 - 9000, 0.25)]:
         bits = np.full((n + 7) // 8 + 2, 0xA5, np.uint8)
         _core.gen_bits(seed, stream, reference.threshold(p), offset, bits, n, threads,
-                       _config.min_per_thread, _config.isa)
-        want = reference.packbits(reference.keep_flat(n, p, seed, stream, offset))
+                       _config.min_per_thread, _config.isa, fmt)
+        want = reference.packbits(reference.keep_flat(n, p, seed, stream, offset, fmt))
         np.testing.assert_array_equal(bits[:len(want)], want, f"n={n} offset={offset}")
         assert (bits[len(want):] == 0xA5).all(), "wrote past (n + 7) // 8 bytes"
 
 
 @pytest.mark.parametrize("T", [0, TWO32, TWO32 + 5])
-def test_gen_bits_keep_all_drop_all(isa, T):
+def test_gen_bits_keep_all_drop_all(isa, T, fmt):
     for n in (0, 1, 9, 1025):
         bits = np.full((n + 7) // 8, 0x5A, np.uint8)
-        _core.gen_bits(1, 2, T, 3, bits, n, 2, _config.min_per_thread, _config.isa)
+        _core.gen_bits(1, 2, T, 3, bits, n, 2, _config.min_per_thread, _config.isa, fmt)
         keep = np.full(n, T != 0)
         np.testing.assert_array_equal(bits, reference.packbits(keep))
 
@@ -119,18 +125,18 @@ def broadcast_strides(xshape, mshape):
 
 @pytest.mark.parametrize("threads", THREAD_COUNTS)
 @pytest.mark.parametrize("dtype", FLOAT_DTYPES)
-def test_broadcast_strides(isa, threads, dtype):
+def test_broadcast_strides(isa, threads, dtype, fmt):
     p, seed, stream, offset = 0.4, 11, 5, 2**33 + 3
     for xshape, mshape in BROADCASTS:
         x = random_data(xshape, dtype, 1)
         ms = broadcast_strides(xshape, mshape)
-        keep = np.broadcast_to(reference.keep_mask(mshape, p, seed, stream, offset), xshape)
+        keep = np.broadcast_to(reference.keep_mask(mshape, p, seed, stream, offset, fmt), xshape)
         want = reference.apply_mask(x, keep, p)
         y = np.full(xshape, 7.0, dtype)
-        call_key(x, y, p, seed, stream, offset, ms, threads=threads)
+        call_key(x, y, p, seed, stream, offset, ms, threads=threads, fmt=fmt)
         assert_same_bits(y, want, f"key {xshape} <- {mshape}")
         # the same from packed bits of the noise-shaped mask
-        bits = reference.packbits(reference.keep_mask(mshape, p, seed, stream, offset))
+        bits = reference.packbits(reference.keep_mask(mshape, p, seed, stream, offset, fmt))
         y2 = x.copy()
         call_bits(y2, y2, p, bits, 0, ms, threads=threads)
         assert_same_bits(y2, want, f"bits {xshape} <- {mshape}")
@@ -153,13 +159,13 @@ def blocks_of(shape, edges):
     ((5, 13, 11), (2, 5, 4)),
     ((3, 40, 1100), (2, 17, 513)),
 ])
-def test_blocks_reassemble_the_whole(isa, threads, shape, edges):
+def test_blocks_reassemble_the_whole(isa, threads, shape, edges, fmt):
     p, seed, stream, offset = 0.5, 2**63 + 1, 9, 77
     x = random_data(shape, np.float32, 2)
     whole = np.empty_like(x)
     bits_whole = np.zeros((x.size + 7) // 8, np.uint8)
-    call_key(x, whole, p, seed, stream, offset, None, bits_whole, threads=threads)
-    assert_same_bits(whole, reference.dropout(x, p, seed, stream, offset))
+    call_key(x, whole, p, seed, stream, offset, None, bits_whole, threads=threads, fmt=fmt)
+    assert_same_bits(whole, reference.dropout(x, p, seed, stream, offset, fmt=fmt))
     gs = c_strides(shape)
     from_key = np.full_like(x, np.nan)
     from_bits = np.full_like(x, np.nan)
@@ -167,7 +173,7 @@ def test_blocks_reassemble_the_whole(isa, threads, shape, edges):
         origin = sum(s.start * g for s, g in zip(sl, gs))
         xb = np.ascontiguousarray(x[sl])
         yb = np.empty_like(xb)
-        call_key(xb, yb, p, seed, stream, offset + origin, gs, threads=threads)
+        call_key(xb, yb, p, seed, stream, offset + origin, gs, threads=threads, fmt=fmt)
         from_key[sl] = yb
         # bits of the whole array, addressed from the block
         zb = xb.copy()
@@ -209,14 +215,14 @@ def out_like(v, kind, dtype):
 
 @pytest.mark.parametrize("threads", THREAD_COUNTS)
 @pytest.mark.parametrize("dtype", FLOAT_DTYPES)
-def test_layouts_key(isa, threads, dtype):
+def test_layouts_key(isa, threads, dtype, fmt):
     p, seed, stream, offset = 0.3, 123456789, 2**40, 2**32 - 100
     for i, v in enumerate(layouts(dtype, 3)):
         x0 = v.copy()
-        want = expected(x0, p, seed, stream, offset)
+        want = expected(x0, p, seed, stream, offset, fmt=fmt)
         for kind in ("c", "f", "rev", "same"):  # "same" (in place) last: it changes v
             y = out_like(v, kind, dtype)
-            call_key(v, y, p, seed, stream, offset, threads=threads)
+            call_key(v, y, p, seed, stream, offset, threads=threads, fmt=fmt)
             assert_same_bits(y, want, f"layout {i} out {kind}")
             if kind != "same":
                 assert_same_bits(v, x0, "input untouched")
@@ -224,15 +230,15 @@ def test_layouts_key(isa, threads, dtype):
 
 @pytest.mark.parametrize("threads", THREAD_COUNTS)
 @pytest.mark.parametrize("dtype", FLOAT_DTYPES)
-def test_layouts_bits_and_bits_out(isa, threads, dtype):
+def test_layouts_bits_and_bits_out(isa, threads, dtype, fmt):
     p, seed, stream = 0.6, 5, 6
     for i, v in enumerate(layouts(dtype, 7)):
         for mbase in (0, 3):
-            keep = reference.keep_mask(v.shape, p, seed, stream, mbase)
+            keep = reference.keep_mask(v.shape, p, seed, stream, mbase, fmt)
             want = reference.apply_mask(v, keep, p)
             bits = np.zeros((v.size + 7) // 8, np.uint8)
             y = np.full(v.shape, 1.0, dtype)[..., ::-1] if v.ndim else np.empty_like(v)
-            call_key(v, y, p, seed, stream, mbase, None, bits, threads=threads)
+            call_key(v, y, p, seed, stream, mbase, None, bits, threads=threads, fmt=fmt)
             assert_same_bits(y, want, f"layout {i}, mbase {mbase}, with bits_out")
             np.testing.assert_array_equal(bits, reference.packbits(keep), f"bits_out of layout {i}")
             z = np.full(v.shape, 2.0, dtype, order="F")
@@ -241,7 +247,7 @@ def test_layouts_bits_and_bits_out(isa, threads, dtype):
 
 
 @pytest.mark.parametrize("threads", [1, 2])
-def test_negative_and_odd_mask_strides(isa, threads):
+def test_negative_and_odd_mask_strides(isa, threads, fmt):
     """Mask strides of any sign and size (the mask walks down, skips, or repeats)."""
     p, seed, stream = 0.45, 99, 1
     x = random_data((40, 300), np.float64, 8)
@@ -255,31 +261,31 @@ def test_negative_and_odd_mask_strides(isa, threads):
     ]
     for mbase, ms in cases:
         y = np.empty_like(x)
-        call_key(x, y, p, seed, stream, mbase, ms, threads=threads)
-        assert_same_bits(y, expected(x, p, seed, stream, mbase, ms), f"mstrides {ms}")
+        call_key(x, y, p, seed, stream, mbase, ms, threads=threads, fmt=fmt)
+        assert_same_bits(y, expected(x, p, seed, stream, mbase, ms, fmt=fmt), f"mstrides {ms}")
         lo, rel = mask_indices(x.shape, mbase, ms)
         if rel.max() < 2**22:
-            keep = reference.keep_flat(int(rel.max()) + 1, p, seed, stream, lo)
+            keep = reference.keep_flat(int(rel.max()) + 1, p, seed, stream, lo, fmt)
             pad = lo % 8
             bits = reference.packbits(np.concatenate([np.zeros(pad, bool), keep]))
             z = x.T.copy().T  # Fortran layout
             call_bits(x, z, p, bits, mbase - lo + pad, ms, threads=threads)
-            assert_same_bits(z, expected(x, p, seed, stream, mbase, ms), f"bits, mstrides {ms}")
+            assert_same_bits(z, expected(x, p, seed, stream, mbase, ms, fmt=fmt), f"bits, mstrides {ms}")
 
 
 @pytest.mark.parametrize("T", [0, TWO32])
-def test_keep_all_drop_all_any_layout(isa, T):
+def test_keep_all_drop_all_any_layout(isa, T, fmt):
     x = random_data((50, 70), np.float32, 9)
     for v in (x, x.T, x[::-1, ::3]):
         for ms in (None, (0, 1), (0, 0)):
             y = np.full(v.shape, np.nan, np.float32)
-            _core.apply_key(v, y, 1.0, 3, 4, T, 5, ms, None, 2, _config.min_per_thread, _config.isa)
+            _core.apply_key(v, y, 1.0, 3, 4, T, 5, ms, None, 2, _config.min_per_thread, _config.isa, fmt=fmt)
             want = v.copy() if T else np.zeros(v.shape, np.float32)
             assert_same_bits(y, want, f"T={T}")
             if ms is None:
                 bits = np.full((v.size + 7) // 8, 0x33, np.uint8)
                 _core.apply_key(v, y, 1.0, 3, 4, T, 5, None, bits, 2, _config.min_per_thread,
-                                _config.isa)
+                                _config.isa, fmt=fmt)
                 np.testing.assert_array_equal(bits, reference.packbits(np.full(v.size, T != 0)))
 
 
