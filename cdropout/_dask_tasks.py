@@ -18,6 +18,18 @@ Shape = Tuple[int, ...]
 Chunks = Tuple[Tuple[int, ...], ...]
 
 
+def mask_chunks(chunks: Chunks, shape: Shape, mshape: Shape) -> Chunks:
+    """The chunks of a mask of shape `mshape` for an array of `shape` and `chunks`."""
+    return tuple(c if m == s else (1,) for c, s, m in zip(chunks, shape, mshape))
+
+
+def packed_chunks(chunks: Chunks) -> Chunks:
+    """Chunks of the row-packed bits of a mask with `chunks` (last axis in bytes)."""
+    if not chunks:
+        return ()
+    return chunks[:-1] + (tuple((c + 7) // 8 for c in chunks[-1]),)
+
+
 def block_origin(location: Sequence[Tuple[int, int]]) -> Shape:
     """The origin of a block from its ``block_info`` "array-location" [(start, stop), ...]."""
     return tuple(int(start) for start, _ in location)

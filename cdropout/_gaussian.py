@@ -128,8 +128,10 @@ def gaussian_dropout(
     Notes
     -----
     The standard normal of element e is Box-Muller on the Philox4x32-10 words of block
-    ``e >> 2`` with bit 30 of counter word 1 set, a counter range format v1 never uses, so it is
-    independent of the dropout mask of the same (seed, stream). Its log, sin and cos are fixed
+    ``e >> 2`` with bit 30 of counter word 1 set, a counter range the masks never use, so it is
+    independent of the dropout mask of the same (seed, stream). The noise has this one rule in
+    every stream format: there is no ``format=``, a format-2 :class:`cdropout.Generator` only
+    gives the call its stream, and a returned key has version 1. Its log, sin and cos are fixed
     polynomials after an exact range reduction, evaluated with correctly rounded float64
     operations only (no libm), so the noise is bit-identical on every machine and NumPy build.
     docs/variants.md gives the rule, constants and evaluation order.

@@ -26,6 +26,7 @@ import cdropout as _cd
 from cdropout import MaskKey
 from cdropout import _dask_tasks as _t
 from cdropout._dask_tasks import Chunks, Shape
+from cdropout._dask_tasks import mask_chunks as _mask_chunks, packed_chunks as _packed_chunks
 from cdropout._checks import check_axes
 from cdropout._structured import _channel_noise_shape
 
@@ -65,18 +66,6 @@ def _whole_key(key: MaskKey) -> MaskKey:
 
 def _key_token(key: MaskKey) -> tuple:
     return (key.seed, key.stream, key.offset, key.p, key.shape, key.scale, key.version)
-
-
-def _mask_chunks(chunks: Chunks, shape: Shape, mshape: Shape) -> Chunks:
-    """The chunks of a mask of shape `mshape` for an array of `shape` and `chunks`."""
-    return tuple(c if m == s else (1,) for c, s, m in zip(chunks, shape, mshape))
-
-
-def _packed_chunks(chunks: Chunks) -> Chunks:
-    """Chunks of the row-packed bits of a mask with `chunks` (last axis in bytes)."""
-    if not chunks:
-        return ()
-    return chunks[:-1] + (tuple((c + 7) // 8 for c in chunks[-1]),)
 
 
 # -- the bits form ------------------------------------------------------------------------------

@@ -5,8 +5,10 @@
 - :mod:`cdropout._gaussian`: gaussian_dropout, gaussian_noise and the backward
   (:mod:`cdropout._normals` holds the machine-independent normals of docs/variants.md).
 
-Every function here is index-addressed like format v1 (docs/stream-format.md): the random numbers
-of element ``i`` of the mask (or noise) shape depend only on (seed, stream, offset + i, p).
+Every function here is index-addressed like the stream formats (docs/stream-format.md): the random
+numbers of element ``i`` of the mask (or noise) shape depend only on (seed, stream, offset + i, p)
+and, for the functions with keep bits (all but Gaussian dropout, which has one rule), the format
+chosen with ``format=``.
 """
 from ._alpha import ALPHA_PRIME, _alpha_coefficients, alpha_dropout, alpha_dropout_backward, feature_alpha_dropout
 from ._gaussian import _noise, gaussian_dropout, gaussian_dropout_backward, gaussian_noise

@@ -6,14 +6,15 @@ never imports it.
 - Functional forms with ``torch.nn.functional``'s names and signatures: :func:`dropout`,
   :func:`dropout1d`, :func:`dropout2d`, :func:`dropout3d`, :func:`alpha_dropout`,
   :func:`feature_alpha_dropout` ``(input, p=0.5, training=True, inplace=False)``, plus
-  keyword-only ``generator``, ``seed``, ``stream`` (and ``offset``, ``noise_shape``, ``scale``
-  for :func:`dropout`).
+  keyword-only ``generator``, ``seed``, ``stream``, ``format`` (and ``offset``, ``noise_shape``,
+  ``scale`` for :func:`dropout`).
 - Modules with ``torch.nn``'s names, constructors, ``extra_repr`` and state_dict keys:
   :class:`Dropout`, :class:`Dropout1d`, :class:`Dropout2d`, :class:`Dropout3d`,
-  :class:`AlphaDropout`, :class:`FeatureAlphaDropout` (each subclasses its ``torch.nn`` class).
+  :class:`AlphaDropout`, :class:`FeatureAlphaDropout` (each subclasses its ``torch.nn`` class;
+  each also takes keyword-only ``generator`` and ``format``).
 - One operator, ``torch.ops.cdropout.dropout``, registered with ``torch.library`` with a fake
-  kernel, an autograd formula (only the 3-integer key is saved; the backward regenerates the
-  mask) and a vmap rule, so ``torch.compile(fullgraph=True)``, ``torch.export`` and
+  kernel, an autograd formula (only the 4-integer key [seed, stream, offset, format] is saved;
+  the backward regenerates the mask) and a vmap rule, so ``torch.compile(fullgraph=True)``, ``torch.export`` and
   ``torch.vmap`` work.
 
 Seeding rule
@@ -26,6 +27,8 @@ too but gives other keys than eager mode. A ``torch.Generator`` is drawn from in
 (eager mode only: torch.compile cannot pass a generator object to ``torch.randint``); a
 :class:`cdropout.Generator` gives each call its next stream (eager mode only); an int ``seed``
 (with ``stream``) fixes the mask: the same key gives the same mask as :func:`cdropout.dropout`.
+The stream format is ``format=`` (1 or 2) when given, else a :class:`cdropout.Generator`'s own,
+else ``cdropout.FORMAT_VERSION``; the key carries it to the backward.
 
 torch.vmap
 ----------
