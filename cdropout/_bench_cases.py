@@ -33,7 +33,7 @@ from typing import Callable, ContextManager, Iterator, Optional, Sequence
 
 import numpy as np
 
-from . import Generator, _config, _core, dropout, dropout_backward
+from . import FORMAT_VERSION, Generator, _config, _core, dropout, dropout_backward
 
 KI = 1 << 10
 MI = 1 << 20
@@ -170,21 +170,35 @@ def _np_multiply(w: Workload, t: int) -> TimedCall:
     return lambda: np.multiply(w.x, w.scale, out=w.x)
 
 
+#: The stream format the plain cases (fwd, fwd_bits, bwd_key, bwd_bits) use: the default one.
+#: The cases ending in ``_v1`` or ``_v2`` run the other format, in the same run.
+OTHER_FORMAT = 1 if FORMAT_VERSION == 2 else 2
+
+
+def format_key(key: str, fmt: int) -> str:
+    """The case key of `key` ('fwd', 'fwd_bits', 'bwd_key') run in stream format `fmt`."""
+    return key if fmt == FORMAT_VERSION else f"{key}_v{fmt}"
+
+
 # Forward calls take a fresh stream each time, as in training: a fixed mask would let the
 # CPU's branch predictors learn it and flatter any branchy code path.
-def _forward(w: Workload, t: int) -> TimedCall:
-    gen = Generator(SEED)
-    return lambda: dropout(w.x, w.p, seed=gen, out=w.x, num_threads=t)
-
-
-def _forward_bits(w: Workload, t: int) -> TimedCall:
-    gen = Generator(SEED)
-    return lambda: dropout(w.x, w.p, seed=gen, out=w.x, return_mask="bits", num_threads=t)
-
-
-def _backward_from(mask_form: str) -> Callable[[Workload, int], TimedCall]:
+def _forward_in(fmt: int) -> Callable[[Workload, int], TimedCall]:
     def make(w: Workload, t: int) -> TimedCall:
-        _, mask = dropout(w.x, w.p, seed=SEED, out=w.x, return_mask=mask_form)
+        gen = Generator(SEED, format=fmt)
+        return lambda: dropout(w.x, w.p, seed=gen, out=w.x, num_threads=t)
+    return make
+
+
+def _forward_bits_in(fmt: int) -> Callable[[Workload, int], TimedCall]:
+    def make(w: Workload, t: int) -> TimedCall:
+        gen = Generator(SEED, format=fmt)
+        return lambda: dropout(w.x, w.p, seed=gen, out=w.x, return_mask="bits", num_threads=t)
+    return make
+
+
+def _backward_from(mask_form: str, fmt: int = FORMAT_VERSION) -> Callable[[Workload, int], TimedCall]:
+    def make(w: Workload, t: int) -> TimedCall:
+        _, mask = dropout(w.x, w.p, seed=SEED, out=w.x, return_mask=mask_form, format=fmt)
         return lambda: dropout_backward(w.g, mask, out=w.g, num_threads=t)
     return make
 
@@ -220,10 +234,16 @@ def _torch(w: Workload, t: int) -> TimedCall:
 
 CASES: tuple[Case, ...] = (
     Case("floor", "floor: scale_inplace (x *= c in C)", _floor),
-    Case("fwd", "cdropout forward, in place", _forward),
-    Case("fwd_bits", "cdropout forward + bit mask", _forward_bits),
-    Case("bwd_key", "cdropout backward from key", _backward_from("key")),
+    Case("fwd", f"cdropout forward, in place (format v{FORMAT_VERSION})", _forward_in(FORMAT_VERSION)),
+    Case("fwd_bits", f"cdropout forward + bit mask (format v{FORMAT_VERSION})", _forward_bits_in(FORMAT_VERSION)),
+    Case("bwd_key", f"cdropout backward from key (format v{FORMAT_VERSION})", _backward_from("key")),
     Case("bwd_bits", "cdropout backward from bit mask", _backward_from("bits")),
+    Case(format_key("fwd", OTHER_FORMAT), f"cdropout forward, in place (format v{OTHER_FORMAT})",
+         _forward_in(OTHER_FORMAT)),
+    Case(format_key("fwd_bits", OTHER_FORMAT), f"cdropout forward + bit mask (format v{OTHER_FORMAT})",
+         _forward_bits_in(OTHER_FORMAT)),
+    Case(format_key("bwd_key", OTHER_FORMAT), f"cdropout backward from key (format v{OTHER_FORMAT})",
+         _backward_from("key", OTHER_FORMAT)),
     Case("torch", "torch F.dropout", _torch, needs_torch=True, scope=torch_threads_kept),
     Case("np_mul", "numpy np.multiply(x, c, out=x)", _np_multiply, threaded=False),
     Case("np_fast", "numpy fastest dropout", _np_fast, threaded=False),

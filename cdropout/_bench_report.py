@@ -11,7 +11,7 @@ from typing import Any, Optional, Sequence
 import numpy as np
 
 from . import __version__, simd_info
-from ._bench_cases import KI, MI, case_by_key, fmt_size
+from ._bench_cases import KI, MI, case_by_key, fmt_size, format_key
 from ._bench_run import Results, Row
 
 # --------------------------------------------------------------------------------------------
@@ -135,6 +135,10 @@ class Target:
     limit: float
 
 
+def _v2(key: str) -> str:
+    return format_key(key, 2)
+
+
 TARGETS: tuple[Target, ...] = (
     Target("in place / floor, all threads", 128 * MI, ("fwd", ALL), ("floor", ALL), "<=", 1.10),
     Target("fastest NumPy / cdropout, 1 thread", 1 * MI, ("np_fast", 1), ("fwd", 1), ">=", 8.0),
@@ -148,6 +152,18 @@ TARGETS: tuple[Target, ...] = (
     Target("forward + bit mask / floor, all threads", 128 * MI, ("fwd_bits", ALL), ("floor", ALL), "<=", 1.20),
     Target("backward from bit mask / floor, all threads", 128 * MI, ("bwd_bits", ALL), ("floor", ALL), "<=", 1.20),
     Target("in place, 1 thread / 2 threads", 4 * MI, ("fwd", 1), ("fwd", 2), ">=", 1.80),
+    # format v2 (issue: stream format v2)
+    Target("v2 in place / floor, 1 thread", 64 * KI, (_v2("fwd"), 1), ("floor", 1), "<=", 2.5),
+    Target("fastest NumPy / cdropout v2, 1 thread", 1 * MI, ("np_fast", 1), (_v2("fwd"), 1), ">=", 8.0),
+    Target("fastest NumPy / cdropout v2, all threads", 1 * MI, ("np_fast", 1), (_v2("fwd"), ALL), ">=", 14.0),
+    Target("v2 in place / floor, all threads", 128 * MI, (_v2("fwd"), ALL), ("floor", ALL), "<=", 1.05),
+    Target("v2 forward + bit mask / floor, all threads", 128 * MI, (_v2("fwd_bits"), ALL), ("floor", ALL),
+           "<=", 1.15),
+    Target("v2 backward from key / forward, all threads", 1 * MI, (_v2("bwd_key"), ALL), (_v2("fwd"), ALL),
+           "<=", 1.05),
+    Target("v2 backward from key / forward, all threads", 128 * MI, (_v2("bwd_key"), ALL), (_v2("fwd"), ALL),
+           "<=", 1.05),
+    Target("v2 call / v1 call, 1 thread", 1 * KI, (_v2("fwd"), 1), (format_key("fwd", 1), 1), "<=", 1.05),
 )
 
 

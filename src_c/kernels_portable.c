@@ -130,11 +130,12 @@ static void ars_keys_of(ars_keys *rk, const cd_key *key)
     ars_keys_init(rk, CD_ARS_ROUNDS, k);
 }
 
-/* The four words of block b of the key's format; secondary: the tie draw (bit 31 of word 1 set). */
+/* The four words of block b of the key's format; secondary: the tie draw (bit 31 of word 1 set).
+ * rk: format v2's round keys (NULL for v1). */
 static inline void block_words(const cd_key *key, const ars_keys *rk, uint64_t b, int secondary, cd_philox_ctr *w)
 {
     cd_philox_ctr c = {{(uint32_t)b, (uint32_t)(b >> 32) | (secondary ? 0x80000000u : 0u), key->s0, key->s1}};
-    if (key->fmt == CD_FORMAT_V2) {
+    if (rk != NULL) { /* format v2 */
         ars_block(rk, CD_ARS_ROUNDS, c.v);
         *w = c;
     } else {
@@ -159,39 +160,93 @@ uint8_t cd_block_byte_ties(const cd_key *key, uint64_t b, uint8_t lt_bits, uint8
     ars_keys rk;
     if (key->tlo == 0 || eq_bits == 0)
         return lt_bits;
-    if (key->fmt == CD_FORMAT_V2)
-        ars_keys_of(&rk, key);
+    if (key->fmt != CD_FORMAT_V2)
+        return byte_ties(key, NULL, b, lt_bits, eq_bits);
+    ars_keys_of(&rk, key);
     return byte_ties(key, &rk, b, lt_bits, eq_bits);
 }
 
-static inline uint8_t block_byte(const cd_key *key, const ars_keys *rk, uint64_t b)
+/* The keep byte of block b from its primary words w. */
+static inline uint8_t byte_of_words(const cd_key *key, const ars_keys *rk, uint64_t b, const cd_philox_ctr *w)
 {
-    cd_philox_ctr w;
-    block_words(key, rk, b, 0, &w);
     unsigned lt = 0, eq = 0;
     for (int h = 0; h < 8; h++) {
-        uint32_t u = half_of(&w, h);
+        uint32_t u = half_of(w, h);
         lt |= (unsigned)(u < key->thi) << h;
         eq |= (unsigned)(u == key->thi) << h;
     }
     return byte_ties(key, rk, b, (uint8_t)lt, (uint8_t)eq);
 }
 
+static inline uint8_t block_byte(const cd_key *key, const ars_keys *rk, uint64_t b)
+{
+    cd_philox_ctr w;
+    block_words(key, rk, b, 0, &w);
+    return byte_of_words(key, rk, b, &w);
+}
+
+/* One AES round on the state (a0, a1, a2, a3) held in scalars (word c = column c), round key k. */
+#define AES_ROUND_VARS(a0, a1, a2, a3, k)                                                               \
+    do {                                                                                                 \
+        const uint32_t t0_ = CD_AES_TE[0][a0 & 0xff] ^ CD_AES_TE[1][(a1 >> 8) & 0xff] ^                  \
+                             CD_AES_TE[2][(a2 >> 16) & 0xff] ^ CD_AES_TE[3][a3 >> 24] ^ (k)[0];          \
+        const uint32_t t1_ = CD_AES_TE[0][a1 & 0xff] ^ CD_AES_TE[1][(a2 >> 8) & 0xff] ^                  \
+                             CD_AES_TE[2][(a3 >> 16) & 0xff] ^ CD_AES_TE[3][a0 >> 24] ^ (k)[1];          \
+        const uint32_t t2_ = CD_AES_TE[0][a2 & 0xff] ^ CD_AES_TE[1][(a3 >> 8) & 0xff] ^                  \
+                             CD_AES_TE[2][(a0 >> 16) & 0xff] ^ CD_AES_TE[3][a1 >> 24] ^ (k)[2];          \
+        const uint32_t t3_ = CD_AES_TE[0][a3 & 0xff] ^ CD_AES_TE[1][(a0 >> 8) & 0xff] ^                  \
+                             CD_AES_TE[2][(a1 >> 16) & 0xff] ^ CD_AES_TE[3][a2 >> 24] ^ (k)[3];          \
+        a0 = t0_;                                                                                        \
+        a1 = t1_;                                                                                        \
+        a2 = t2_;                                                                                        \
+        a3 = t3_;                                                                                        \
+    } while (0)
+
+/* Format v2's gen: ARS-7 on two blocks at a time with their states in scalars and the rounds
+ * unrolled: 1.23x v1's portable forward at 64 Ki float32 (one block at a time 1.66x, four in arrays
+ * 1.51x: spilled to the stack). */
+static void gen_v2_portable(const cd_key *key, const ars_keys *rk, uint64_t b0, int64_t n, uint8_t *out)
+{
+    int64_t j = 0;
+    const uint32_t s0 = key->s0 ^ rk->k[0][2], s1 = key->s1 ^ rk->k[0][3];
+    for (; j + 2 <= n; j += 2) {
+        const uint64_t b = b0 + (uint64_t)j, c = b + 1;
+        uint32_t a0 = (uint32_t)b ^ rk->k[0][0], a1 = (uint32_t)(b >> 32) ^ rk->k[0][1], a2 = s0, a3 = s1;
+        uint32_t c0 = (uint32_t)c ^ rk->k[0][0], c1 = (uint32_t)(c >> 32) ^ rk->k[0][1], c2 = s0, c3 = s1;
+#pragma GCC unroll 8
+        for (int r = 1; r < CD_ARS_ROUNDS; r++) {
+            AES_ROUND_VARS(a0, a1, a2, a3, rk->k[r]);
+            AES_ROUND_VARS(c0, c1, c2, c3, rk->k[r]);
+        }
+        cd_philox_ctr w = {{a0, a1, a2, a3}}, x = {{c0, c1, c2, c3}};
+        aes_last(w.v, rk->k[CD_ARS_ROUNDS]);
+        aes_last(x.v, rk->k[CD_ARS_ROUNDS]);
+        out[j] = byte_of_words(key, rk, b, &w);
+        out[j + 1] = byte_of_words(key, rk, c, &x);
+    }
+    if (j < n)
+        out[j] = block_byte(key, rk, b0 + (uint64_t)j);
+}
+
 uint8_t cd_block_byte(const cd_key *key, uint64_t b)
 {
     ars_keys rk;
-    if (key->fmt == CD_FORMAT_V2)
-        ars_keys_of(&rk, key);
+    if (key->fmt != CD_FORMAT_V2)
+        return block_byte(key, NULL, b);
+    ars_keys_of(&rk, key);
     return block_byte(key, &rk, b);
 }
 
 static void gen_portable(const cd_key *key, uint64_t b0, int64_t n, uint8_t *out)
 {
     ars_keys rk;
-    if (key->fmt == CD_FORMAT_V2)
+    if (key->fmt == CD_FORMAT_V2) {
         ars_keys_of(&rk, key);
+        gen_v2_portable(key, &rk, b0, n, out);
+        return;
+    }
     for (int64_t j = 0; j < n; j++)
-        out[j] = block_byte(key, &rk, b0 + (uint64_t)j);
+        out[j] = block_byte(key, NULL, b0 + (uint64_t)j);
 }
 
 static void gen_rows_portable(const cd_key *key, uint64_t m0, uint64_t mstride, int64_t nrows, int64_t nbits,
