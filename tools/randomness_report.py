@@ -2,7 +2,7 @@
 """Print the numbers behind tests/test_randomness.py (for docs/reliability.md).
 
   python tools/randomness_report.py [--format {1,2}] [--log2n 24] [--shift K] [--pooled]
-                                    [--rounds-margin]
+                                    [--rounds-margin [--margin-log2n 20]]
 
 Keep-rate z for each p, runs-test z and the largest |z| of the lag 1..64 autocorrelations, the
 chi-square p-values of the neighbour-independence tables, and the tie counts over 2**24
@@ -14,7 +14,8 @@ tests.
 K * 2**26 elements of offset (which keeps each pair's relation).
 --pooled adds the lag 1..64 autocorrelations pooled over 8 seeds (p = 0.5).
 --rounds-margin adds the smallest neighbour p-value and the largest |z| of the runs and lag
-tests for the format's counter function with fewer rounds (the margin the full rounds have).
+tests for the format's counter function with fewer rounds (the margin the full rounds have), on
+2**20 elements per mask (--margin-log2n).
 """
 import argparse
 import math
@@ -73,6 +74,7 @@ def main():
     ap.add_argument("--pooled", action="store_true", help="lag 1..64 pooled over 8 seeds")
     ap.add_argument("--rounds-margin", action="store_true",
                     help="the same checks with fewer rounds of the counter function")
+    ap.add_argument("--margin-log2n", type=int, default=20, help="elements per mask of --rounds-margin")
     args = ap.parse_args()
     fmt, n, sh = args.format, 1 << args.log2n, args.shift
     t0 = time.time()
@@ -131,8 +133,9 @@ def main():
               f"{z.min():+.2f} and {z.max():+.2f}, |z| > 3: {big} (expected {z.size * 0.0027:.1f})")
 
     if args.rounds_margin:
-        rounds_margin(fmt, min(n, 1 << 20), (3, 4, 5, 6, 7, 10) if fmt == 1 else (2, 3, 4, 5, 7))
-        print(f"({min(n, 1 << 20)} elements per mask; ties resolved by the secondary draw of the same "
+        nm = 1 << args.margin_log2n
+        rounds_margin(fmt, nm, (3, 4, 5, 6, 7, 10) if fmt == 1 else (2, 3, 4, 5, 6, 7))
+        print(f"({nm} elements per mask; ties resolved by the secondary draw of the same "
               "reduced-round function; the last row is the format itself)")
     print(f"\n{time.time() - t0:.0f} s")
 
