@@ -6,8 +6,8 @@ docs/stream-format.md); dieharder (tools/dieharder.sh) covers format 1.
 
 Every statistical test has a fixed seed (so a run is reproducible) and a threshold far in the
 tail (|z| < 5, two-sided probability 5.7e-7, or a chi-square p-value > 1e-6). The default run
-takes about 710 z values and 84 p-values (both formats), so a correct generator fails it with
-probability about 5e-4 over a choice of seeds; the `stats` run about 8e-4. The default run uses
+takes about 700 z values and 100 p-values (both formats), so a correct generator fails it with
+probability about 5e-4 over a choice of seeds; the `stats` run (about 840 and 100) about 6e-4. The default run uses
 about 2**20 elements per test; the parts marked `stats` (pytest -m stats) repeat them over
 2**25..2**26 elements and run dieharder. test_the_tests_can_fail shows that these thresholds
 catch Philox and ARS with too few rounds.
