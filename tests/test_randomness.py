@@ -1,11 +1,16 @@
 """Randomness you can show: keep rates, runs, autocorrelation, independence of neighbouring
 keys, exact tie handling, and dieharder.
 
+The tests of the mask stream run on both stream formats (`fmt`: 1 = Philox4x32-10, 2 = ARS-7;
+docs/stream-format.md), dieharder (tools/dieharder.sh) included.
+
 Every statistical test has a fixed seed (so a run is reproducible) and a threshold far in the
-tail (|z| < 5 or a chi-square p-value > 1e-6), so a correct generator fails with probability
-well below 1e-4 over the whole file. The default run uses about 2**20 elements per test; the
-parts marked `stats` (pytest -m stats) repeat them over 2**26 elements and run dieharder.
-Every test runs on both stream formats (v1: Philox4x32-10, v2: ARS-7), each named explicitly.
+tail (|z| < 5, two-sided probability 5.7e-7, or a chi-square p-value > 1e-6). The default run
+takes about 700 z values and 100 p-values (both formats), so a correct generator fails it with
+probability about 5e-4 over a choice of seeds; the `stats` run (about 840 and 100) about 6e-4. The default run uses
+about 2**20 elements per test; the parts marked `stats` (pytest -m stats) repeat them over
+2**25..2**26 elements and run dieharder. test_the_tests_can_fail shows that these thresholds
+catch Philox and ARS with too few rounds.
 """
 import math
 import os
@@ -21,6 +26,8 @@ from cdropout import _config
 import reference
 
 ISAS = tuple(cdropout.simd_info()["available"])
+FORMATS = (1, 2)
+by_format = pytest.mark.parametrize("fmt", FORMATS, ids=[f"v{f}" for f in FORMATS])
 TOOLS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tools")
 Z_MAX = 5.0
 CHI2_P_MIN = 1e-6
@@ -33,19 +40,23 @@ P_VALUES = (0.5, 0.1, 0.01, 0.001, 0.2, 0.25, 0.3, 0.4, 0.6, 0.7, 0.75, 0.8, 0.9
             1 - 0x0000FFFF / TWO32, 1 - 0xFFFF0001 / TWO32)
 
 
-@pytest.fixture(params=[1, 2], ids=["v1", "v2"])
-def fmt(request):
-    return request.param
-
-
 def keep_prob(p):
     T = reference.threshold(p)
     return min(T, TWO32) / TWO32
 
 
 def mask_of(n, p, seed, stream=0, offset=0, fmt=1):
-    """The keep mask (bool, n elements) of format `fmt` straight from the library."""
+    """The keep mask (bool, n elements) of stream format `fmt` straight from the library."""
     return cdropout.MaskKey(seed, stream, offset, p, (n,), version=fmt).to_bool()
+
+
+def raw_words(ctr, seed, fmt, rounds=None):
+    """The counter function of format `fmt` (the library's KAT-checked philox4x32 / ars4x32) on
+    counters `ctr` (uint32 (..., 4)) with the format's key of `seed`; `rounds` None: the format's."""
+    lo, hi = seed & 0xFFFFFFFF, seed >> 32
+    if fmt == 1:
+        return cdropout.philox4x32(ctr, (lo, hi), rounds=10 if rounds is None else rounds)
+    return cdropout.ars4x32(ctr, (lo, hi, 0, 0), rounds=7 if rounds is None else rounds)
 
 
 def z_keep_rate(mask, q):
@@ -68,13 +79,20 @@ def runs_z(mask):
 
 
 def autocorr_z(mask, q, lags):
-    """z of the lag-k autocorrelation for each k (known mean q): sqrt(n - k) * r_k."""
-    c = mask.astype(np.float64) - q
+    """z of the lag-k autocorrelation for each k (known mean q): sqrt(n - k) * r_k, where
+    (n - k) q (1 - q) r_k = sum_i (x_i - q)(x_(i+k) - q) = N11 - q (A + B) + (n - k) q**2 with the
+    exact counts N11 = #(x_i and x_(i+k)), A = #x_i, B = #x_(i+k) (i < n - k): no BLAS dot, which
+    multithreaded and next to busy cores ran 25 times slower."""
+    mask = np.asarray(mask, dtype=bool)
     var = q * (1 - q)
+    total = int(np.count_nonzero(mask))
     out = []
     for k in lags:
         m = mask.size - k
-        r = float(np.dot(c[:m], c[k:])) / (m * var)
+        n11 = int(np.count_nonzero(mask[:m] & mask[k:]))
+        a = total - int(np.count_nonzero(mask[m:]))
+        b = total - int(np.count_nonzero(mask[:k]))
+        r = (n11 - q * (a + b) + m * q * q) / (m * var)
         out.append(r * math.sqrt(m))
     return np.array(out)
 
@@ -98,13 +116,16 @@ def _keep_rates(n, seed, fmt):
     for i, p in enumerate(P_VALUES):
         m = mask_of(n, p, seed, stream=i, fmt=fmt)
         z = z_keep_rate(m, keep_prob(p))
-        assert abs(z) < Z_MAX, f"p={p!r}: keep rate {m.mean():.6f} vs {keep_prob(p):.6f}, z={z:.2f}"
+        assert abs(z) < Z_MAX, \
+            f"v{fmt} p={p!r}: keep rate {m.mean():.6f} vs {keep_prob(p):.6f}, z={z:.2f}"
 
 
+@by_format
 def test_keep_rate_z_many_p(fmt):
     _keep_rates(1 << 20, seed=2024, fmt=fmt)
 
 
+@by_format
 @pytest.mark.parametrize("p", [0.0, 5e-324, 1e-300, 1.0])
 def test_keep_rate_exact_at_the_ends(p, fmt):
     m = mask_of(100_003, p, 7, fmt=fmt)
@@ -112,6 +133,7 @@ def test_keep_rate_exact_at_the_ends(p, fmt):
 
 
 @pytest.mark.stats
+@by_format
 def test_keep_rate_z_many_p_large(fmt):
     _keep_rates(1 << 26, seed=99, fmt=fmt)
 
@@ -119,33 +141,63 @@ def test_keep_rate_z_many_p_large(fmt):
 # ------------------------------------------------------------------------ runs, autocorrelation
 
 
-def _runs_and_autocorr(n, seeds, fmt, ps=(0.5, 0.1, 0.9, 0.3, 1 - 0x12345678 / TWO32)):
+RUNS_PS = (0.5, 0.1, 0.9, 0.3, 1 - 0x12345678 / TWO32)
+
+
+def _runs_and_autocorr_failures(n, seeds, ps=RUNS_PS, fmt=1, mask=mask_of):
     lags = range(1, 65)
+    bad = []
     for seed in seeds:
         for p in ps:
-            m = mask_of(n, p, seed, offset=(seed * 12345) % 2 ** 63, fmt=fmt)
+            m = mask(n, p, seed, offset=(seed * 12345) % 2 ** 63, fmt=fmt)
             z = runs_z(m)
-            assert abs(z) < Z_MAX, f"runs test p={p} seed={seed}: z={z:.2f}"
+            if not abs(z) < Z_MAX:
+                bad.append(f"v{fmt} runs test p={p} seed={seed}: z={z:.2f}")
             za = autocorr_z(m, keep_prob(p), lags)
             worst = int(np.argmax(np.abs(za)))
-            assert abs(za[worst]) < Z_MAX, \
-                f"lag {worst + 1} autocorrelation p={p} seed={seed}: z={za[worst]:.2f}"
+            if not abs(za[worst]) < Z_MAX:
+                bad.append(f"v{fmt} lag {worst + 1} autocorrelation p={p} seed={seed}: z={za[worst]:.2f}")
+    return bad
 
 
+@by_format
 def test_runs_and_autocorrelation_lags_1_to_64(fmt):
-    _runs_and_autocorr(1 << 20, seeds=(1,), fmt=fmt)
+    bad = _runs_and_autocorr_failures(1 << 20, seeds=(1,), fmt=fmt)
+    assert not bad, bad
 
 
 @pytest.mark.stats
+@by_format
 def test_runs_and_autocorrelation_lags_1_to_64_large(fmt):
-    _runs_and_autocorr(1 << 26, seeds=(2, 2 ** 64 - 1), fmt=fmt, ps=(0.5, 0.1, 1 - 0x12345678 / TWO32))
+    bad = _runs_and_autocorr_failures(1 << 26, seeds=(2, 2 ** 64 - 1),
+                                      ps=(0.5, 0.1, 1 - 0x12345678 / TWO32), fmt=fmt)
+    assert not bad, bad
 
 
 # ------------------------------------------------------------------ independence of neighbours
 
 S, ST, OFF = 0x0123456789ABCDEF, 0x5555, 1 << 20
+ARS_WEYL_LO = 0x9E3779B97F4A7C15  # added to the low 64 bits of ARS's round key every round
+
+
+def _philox_key_bump(seed):
+    """The seed whose Philox key is `seed`'s bumped once (0x9E3779B9, 0xBB67AE85 word by word)."""
+    k0 = ((seed & 0xFFFFFFFF) + reference.PHILOX_W0) & 0xFFFFFFFF
+    k1 = ((seed >> 32) + reference.PHILOX_W1) & 0xFFFFFFFF
+    return k0 | (k1 << 32)
+
+
+# Both formats take every pair. The key of either is (seed lo, seed hi[, 0, 0]), the counter
+# (block lo, block hi, stream lo, stream hi). The last rows aim at ARS (format 2):
+# - seed s and s + W_lo: the low 64 bits of the round keys of s + W_lo are those of s one round
+#   on (K + (i+1) W); the high 64 bits are not (always i W_hi: format 2's key high half is 0),
+#   so this is the nearest to a related-key (slid) pair that format 2's keys allow;
+# - seed s ^ d at block b ^ d: ARS starts with C xor K, so the two inputs of the first AES round
+#   are equal and only the round keys differ (by d at most, plus carries). A third element x
+#   pairs element i of the first mask with the element of block b ^ x of the second.
+# The Philox analogue of the related-key pair: the key bumped once (its round keys shifted).
 NEIGHBOURS = {
-    # name: ((seed, stream, offset), (seed, stream, offset))
+    # name: ((seed, stream, offset), (seed, stream, offset)[, block xor])
     "seed+1": ((S, ST, OFF), (S + 1, ST, OFF)),
     "seed bit 32 (key word 1)": ((S, ST, OFF), (S ^ (1 << 32), ST, OFF)),
     "seed 0 vs 1": ((0, 0, 0), (1, 0, 0)),
@@ -157,38 +209,56 @@ NEIGHBOURS = {
     "offset+8 (next block)": ((S, ST, OFF), (S, ST, OFF + 8)),
     "offset+2**35 (counter word 1)": ((S, ST, OFF), (S, ST, OFF + 2 ** 35)),
     "seed and stream swapped": ((1, 2, 0), (2, 1, 0)),
+    "seed + W_lo (ARS related key)": ((S, ST, OFF), (S + ARS_WEYL_LO, ST, OFF)),
+    "seed 0 vs W_lo (ARS related key)": ((0, 0, 0), (ARS_WEYL_LO, 0, 0)),
+    "seed ^ 1 at block ^ 1 (same C xor K)": ((S, ST, OFF), (S ^ 1, ST, OFF), 1),
+    "seed ^ 2**32 at block + 2**32 (same C xor K)": ((S, ST, OFF), (S ^ (1 << 32), ST, OFF + 2 ** 35)),
+    "Philox key bumped once (related key)": ((S, ST, OFF), (_philox_key_bump(S), ST, OFF)),
 }
 
 
-def _independence(n, p, fmt):
+def _pair_blocks(m, x):
+    """Element i of the result is the element of `m` at the same half of block b ^ x, b being
+    element i's block (the masks start at a multiple of 16 x elements and have a multiple of 16 x)."""
+    return m.reshape(-1, 2, x, 8)[:, ::-1].reshape(-1)
+
+
+def neighbour_masks(n, p, pair, fmt=1, mask=mask_of):
+    """The two masks of a NEIGHBOURS entry, element i of each at the same position."""
+    ka, kb, x = pair if len(pair) == 3 else pair + (0,)
+    a = mask(n, p, *ka, fmt=fmt)
+    b = mask(n, p, *kb, fmt=fmt)
+    if x:
+        assert ka[2] % (16 * x) == 0 and n % (16 * x) == 0
+        b = _pair_blocks(b, x)
+    return a, b
+
+
+def _independence_failures(n, p, fmt=1, mask=mask_of):
     bad = []
-    for name, (ka, kb) in NEIGHBOURS.items():
-        a = mask_of(n, p, *ka, fmt=fmt)
-        b = mask_of(n, p, *kb, fmt=fmt)
-        pv = chi2_2x2_pvalue(a, b)
+    for name, pair in NEIGHBOURS.items():
+        pv = chi2_2x2_pvalue(*neighbour_masks(n, p, pair, fmt, mask))
         if pv < CHI2_P_MIN:
             bad.append(f"{name}: p-value {pv:.2e}")
-    assert not bad, f"p={p}: dependent masks: {bad}"
+    return bad
 
 
+@by_format
 @pytest.mark.parametrize("p", [0.5, 0.1, 1 - 0x12345678 / TWO32])
 def test_adjacent_keys_give_independent_masks(p, fmt):
-    _independence(1 << 20, p, fmt)
+    bad = _independence_failures(1 << 20, p, fmt)
+    assert not bad, f"v{fmt} p={p}: dependent masks: {bad}"
 
 
 @pytest.mark.stats
+@by_format
 @pytest.mark.parametrize("p", [0.5, 0.01, 0.9])
 def test_adjacent_keys_give_independent_masks_large(p, fmt):
-    _independence(1 << 25, p, fmt)
+    bad = _independence_failures(1 << 25, p, fmt)
+    assert not bad, f"v{fmt} p={p}: dependent masks: {bad}"
 
 
-def _words(ctr, seed, fmt):
-    """The format's counter function (Random123 KAT-checked) with the format's key of `seed`."""
-    if fmt == 1:
-        return cdropout.philox4x32(ctr, (seed & 0xFFFFFFFF, seed >> 32))
-    return cdropout.ars4x32(ctr, (seed & 0xFFFFFFFF, seed >> 32, 0, 0))
-
-
+@by_format
 def test_primary_and_secondary_draws_are_independent(fmt):
     """The tie-breaking half v (secondary counter) is independent of u (primary counter)."""
     nb = 1 << 17
@@ -196,14 +266,16 @@ def test_primary_and_secondary_draws_are_independent(fmt):
     ctr = np.zeros((nb, 4), np.uint32)
     ctr[:, 0] = blocks & np.uint64(0xFFFFFFFF)
     ctr[:, 2] = 9
-    prim = _words(ctr, 5 | (6 << 32), fmt).view(np.uint16).ravel()
+    seed = 5 | (6 << 32)
+    prim = raw_words(ctr, seed, fmt).view(np.uint16).ravel()
     ctr[:, 1] |= np.uint32(0x80000000)
-    sec = _words(ctr, 5 | (6 << 32), fmt).view(np.uint16).ravel()
+    sec = raw_words(ctr, seed, fmt).view(np.uint16).ravel()
     for bit in (15, 0, 7):
         pv = chi2_2x2_pvalue((prim >> bit) & 1 == 1, (sec >> bit) & 1 == 1)
-        assert pv > CHI2_P_MIN, f"bit {bit}: p-value {pv:.2e}"
+        assert pv > CHI2_P_MIN, f"v{fmt} bit {bit}: p-value {pv:.2e}"
 
 
+@by_format
 def test_masks_are_nested_in_p(fmt):
     """One draw decides every p: a kept element at p stays kept at every smaller p."""
     ps = sorted((0.9, 0.5, 0.3, 0.1, 1 - 0x80000001 / TWO32, 1 - 0x7FFFFFFF / TWO32), reverse=True)
@@ -218,28 +290,35 @@ def test_masks_are_nested_in_p(fmt):
 # ------------------------------------------------------------------------- exact tie handling
 
 
-def _direct_keep(n, p, seed, stream, fmt):
-    """Keep flags from the raw counter function (Random123 KAT-checked): u < Thi, or u == Thi and v < Tlo."""
+def _direct_keep(n, p, seed, stream, fmt=1, offset=0, rounds=None):
+    """Keep flags from the raw philox4x32 / ars4x32 (Random123 KAT-checked) of format `fmt`:
+    u < Thi, or u == Thi and v < Tlo; `rounds` None: the format's. Returns (keep, ties, kept ties)."""
     T = reference.threshold(p)
+    if T >= TWO32 or T == 0:
+        return np.full(n, T > 0), 0, 0
     thi, tlo = T >> 16, T & 0xFFFF
-    nb = (n + 7) // 8
+    first = offset >> 3
+    nb = ((offset + n + 7) >> 3) - first
     ctr = np.empty((nb, 4), np.uint32)
-    b = np.arange(nb, dtype=np.uint64)
+    b = np.arange(first, first + nb, dtype=np.uint64)
     ctr[:, 0] = b & np.uint64(0xFFFFFFFF)
     ctr[:, 1] = b >> np.uint64(32)
     ctr[:, 2] = stream & 0xFFFFFFFF
     ctr[:, 3] = stream >> 32
-    u = _words(ctr, seed, fmt).astype("<u4").view("<u2").ravel()[:n]  # half h = 16-bit word h
+    h0 = offset & 7
+    # half h = 16-bit word h of the output (little-endian), element i = half h0 + i of the blocks
+    u = raw_words(ctr, seed, fmt, rounds).astype("<u4").view("<u2").ravel()[h0:h0 + n]
     keep = u < thi
     ties = np.flatnonzero(u == thi)
-    tc = ctr[ties // 8].copy()
+    tc = ctr[(ties + h0) // 8].copy()
     tc[:, 1] |= np.uint32(0x80000000)
-    v = _words(tc, seed, fmt).astype("<u4").view("<u2").reshape(-1, 8)[np.arange(ties.size), ties % 8]
+    v = raw_words(tc, seed, fmt, rounds).astype("<u4").view("<u2").reshape(-1, 8)[
+        np.arange(ties.size), (ties + h0) % 8]
     keep[ties] = v < tlo
     return keep, ties.size, int(np.count_nonzero(v < tlo))
 
 
-def _tie_check(n, p, seed, stream, isa, fmt):
+def _tie_check(n, p, seed, stream, isa, fmt=1):
     T = reference.threshold(p)
     assert T & 0xFFFF, "this p must have Tlo != 0"
     direct, n_ties, n_tie_kept = _direct_keep(n, p, seed, stream, fmt)
@@ -255,6 +334,7 @@ def _tie_check(n, p, seed, stream, isa, fmt):
     return n_ties, n_tie_kept
 
 
+@by_format
 @pytest.mark.parametrize("isa", ISAS)
 @pytest.mark.parametrize("p", [1 - 0x12345678 / TWO32, 1 - 0x8000FFFF / TWO32])
 def test_exact_tie_handling_2_24_elements(p, isa, fmt):
@@ -267,6 +347,7 @@ def test_exact_tie_handling_2_24_elements(p, isa, fmt):
 
 
 @pytest.mark.stats
+@by_format
 @pytest.mark.parametrize("isa", ISAS)
 @pytest.mark.parametrize("p", [1 - 0x00000001 / TWO32, 1 - 0x0001FFFF / TWO32, 1 - 0xFFFFFFFF / TWO32,
                                1 - 0x7FFF8000 / TWO32, 0.3, 0.7])
@@ -275,10 +356,46 @@ def test_exact_tie_handling_more_p(p, isa, fmt):
     _tie_check(1 << 24, p, seed=2 ** 64 - 1, stream=2 ** 64 - 1, isa=isa, fmt=fmt)
 
 
+# ------------------------------------------------------------------------- the tests can fail
+
+
+def reduced_rounds_mask(rounds):
+    """mask_of, computed from the raw counter function with `rounds` rounds (None: the format's)."""
+    def mask(n, p, seed, stream=0, offset=0, fmt=1):
+        return _direct_keep(n, p, seed, stream, fmt, offset, rounds)[0]
+    return mask
+
+
+@by_format
+def test_direct_masks_are_the_librarys(fmt):
+    """The masks test_the_tests_can_fail builds are the library's when the rounds are the format's."""
+    for name, pair in NEIGHBOURS.items():
+        for got, want in zip(neighbour_masks(1 << 12, 1 - 0x12345678 / TWO32, pair, fmt,
+                                             reduced_rounds_mask(None)),
+                             neighbour_masks(1 << 12, 1 - 0x12345678 / TWO32, pair, fmt)):
+            np.testing.assert_array_equal(got, want, err_msg=name)
+
+
+@pytest.mark.parametrize("fmt, rounds, check", [
+    (1, 3, "runs"), (1, 5, "neighbours"),   # Philox4x32-10 (format 1) with 3 or 5 rounds
+    (2, 2, "runs"), (2, 3, "neighbours"),   # ARS-7 (format 2) with 2 or 3 rounds
+])
+def test_the_tests_can_fail(fmt, rounds, check):
+    """The checks above, with their thresholds, on 2**16 elements of a counter function with too
+    few rounds: they find it dependent (so they are not assertions that hold whatever the bits)."""
+    mask = reduced_rounds_mask(rounds)
+    if check == "runs":
+        bad = _runs_and_autocorr_failures(1 << 16, seeds=(1,), ps=(0.5,), fmt=fmt, mask=mask)
+    else:
+        bad = _independence_failures(1 << 16, 0.5, fmt, mask)
+    assert bad, f"v{fmt} with {rounds} rounds passed the {check} checks"
+
+
 # --------------------------------------------------------------------------------- dieharder
 
 
 @pytest.mark.stats
+@by_format
 @pytest.mark.parametrize("kind", ["raw", "mask"])
 def test_dieharder_bounded_selection(kind, fmt):
     if shutil.which("dieharder") is None:
