@@ -21,7 +21,7 @@ from ._checks import check_u64
 __all__ = ["FORMAT_VERSION", "FORMATS", "check_format", "philox4x32", "ars4x32"]
 
 #: The stream format of every call that does not choose one (``format=None``).
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 
 #: The formats this release knows: version -> the counter function that defines it.
 FORMATS = {1: "Philox4x32-10", 2: "ARS-7"}

@@ -1,2 +1,2 @@
 """The package version, defined here only (pyproject.toml reads it at build time)."""
-__version__ = "0.1.0"
+__version__ = "0.2.0"
