@@ -45,7 +45,10 @@ def simd_info() -> dict[str, Any]:
         ``available``: every path this CPU and build can run, lowest first;
         ``openmp``: whether the extension was built with OpenMP;
         ``max_threads``: the default thread count of a call (OMP_NUM_THREADS and
-        threadpoolctl limits are honoured).
+        threadpoolctl limits are honoured);
+        ``format2_isa``: the path format 2 (ARS-7) calls run on now: ``isa``, or a lower one where
+        the CPU lacks the AES instructions that path's ARS needs (VAES for 'avx512', AES-NI for
+        'avx2'); the results are the same on every path.
 
     Examples
     --------
@@ -58,6 +61,7 @@ def simd_info() -> dict[str, Any]:
         "available": list(ISA_NAMES[: _BEST + 1]),
         "openmp": _core.have_openmp(),
         "max_threads": _core.default_threads(),
+        "format2_isa": ISA_NAMES[_core.isa_for_format(isa, 2)],
     }
 
 

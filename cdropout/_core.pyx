@@ -180,6 +180,8 @@ def apply_key(cnp.ndarray x not None, cnp.ndarray y not None, double scale, uint
     hold bfloat16 bits (cdropout.torch's view of torch.bfloat16 tensors).
     """
     cdef cd_op op
+    if fmt != 1 and fmt != 2:
+        raise ValueError(f"fmt must be 1 or 2, got {fmt}")
     cdef cd_key k = cd_make_key(seed, stream, T, fmt)
     cdef cd_exec ex = cd_exec(nthreads, min_per_thread, isa)
     cdef int64_t dims[64]
@@ -234,6 +236,8 @@ def gen_bits(uint64_t seed, uint64_t stream, uint64_t T, uint64_t offset, bits_o
              int nthreads, int64_t min_per_thread, int isa, int fmt=1):
     """bits_out[:(n + 7) // 8] = packed keep(offset + i) for i < n (LSB first), padding bits 0;
     keep from stream format fmt (1 or 2)."""
+    if fmt != 1 and fmt != 2:
+        raise ValueError(f"fmt must be 1 or 2, got {fmt}")
     cdef cd_key k = cd_make_key(seed, stream, T, fmt)
     cdef cd_exec ex = cd_exec(nthreads, min_per_thread, isa)
     cdef uint8_t *out

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 import cdropout as cd
+from cdropout import _config, _core
 import reference
 import helpers
 from helpers import (FLOAT_DTYPES, ODD_SIZES, THREAD_COUNTS, assert_same_bits, assert_same_mask,
@@ -48,6 +49,45 @@ def test_simd_info_contract():
     assert info["isa"] in avail
     assert isinstance(info["openmp"], bool)
     assert isinstance(info["max_threads"], int) and info["max_threads"] >= 1
+    assert info["format2_isa"] in avail
+
+
+def _cpu_flags():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return None
+
+
+def test_format2_path_follows_the_cpus_aes_instructions():
+    """Format 2 runs on the path asked for when the CPU has that path's AES instructions (VAES
+    for avx512, AES-NI for avx2, read here from /proc/cpuinfo), else on the next lower one."""
+    flags = _cpu_flags()
+    if flags is None:
+        pytest.skip("no /proc/cpuinfo to read the CPU's flags from")
+    for name in AVAILABLE:
+        with _config.forced_isa(name):
+            got = cd.simd_info()["format2_isa"]
+        want = name
+        if want == "avx512" and "vaes" not in flags:
+            want = "avx2"
+        if want == "avx2" and "aes" not in flags:
+            want = "portable"
+        assert got == want, (name, got, want)
+
+
+def test_core_refuses_an_unknown_format():
+    bits = np.full(2, 0xAB, np.uint8)
+    x = np.ones(8, np.float32)
+    with pytest.raises(ValueError, match="fmt"):
+        _core.gen_bits(1, 2, 1 << 31, 0, bits, 8, 1, 1, 0, 3)
+    with pytest.raises(ValueError, match="fmt"):
+        _core.apply_key(x, x, 2.0, 1, 2, 1 << 31, 0, None, None, 1, 1, 0, fmt=0)
+    assert (bits == 0xAB).all() and (x == 1).all()
 
 
 def test_default_path_is_the_best_available():
