@@ -1,4 +1,5 @@
-"""The 1 Ki call cost: ``dropout(x, 0.5, seed=gen, out=x)`` against ``np.multiply(x, c, out=x)``.
+"""The 1 Ki call cost: ``dropout(x, 0.5, seed=gen, out=x)`` against ``np.multiply(x, c, out=x)``
+(the default format, and format 1 for comparison).
 
 Run from the source tree: ``python tools/call_cost.py``. Interleaved rounds, minimum per call of
 each; prints the ratio and the load average (the ratio is what the speed target names: <= 2.5).
@@ -22,9 +23,11 @@ def main(rounds=200, n=2000, size=1024):
     x = np.ones(size, np.float32)
     c = np.float32(1.0)
     gen = cdropout.Generator(0)
+    gen1 = cdropout.Generator(0, format=1)
     calls = {
         "np.multiply(x, c, out=x)": lambda: np.multiply(x, c, out=x),
         "dropout(x, 0.5, seed=gen, out=x)": lambda: cdropout.dropout(x, 0.5, seed=gen, out=x, num_threads=1),
+        "the same, gen of format 1": lambda: cdropout.dropout(x, 0.5, seed=gen1, out=x, num_threads=1),
         "dropout(x, 0.5, seed=0, out=x)": lambda: cdropout.dropout(x, 0.5, seed=0, out=x, num_threads=1),
         "dropout_backward(x, key, out=x)": None,
     }
