@@ -96,6 +96,36 @@ def test_torch_modules_take_a_format(torch, ct, fmt, name):
     assert m2.format == fmt
 
 
+@pytest.mark.parametrize("name", ["Dropout", "Dropout1d", "Dropout2d", "Dropout3d", "AlphaDropout",
+                                  "FeatureAlphaDropout"])
+def test_torch_modules_pickled_by_the_previous_release(torch, ct, name):
+    """A whole model saved by the release before format v2 (torch.save / pickle) holds modules
+    without 'format': they load drawing format 1's masks, as they did, eager and scripted (they
+    used to fail with AttributeError, and torch.jit.script with "no attribute '_script_format'")."""
+    import io
+
+    shape = {"Dropout": (40,), "Dropout1d": (2, 3, 5), "Dropout2d": (2, 3, 4, 4),
+             "Dropout3d": (2, 3, 2, 2, 2), "AlphaDropout": (40,), "FeatureAlphaDropout": (2, 3, 5)}[name]
+    m = getattr(ct, name)(0.5)
+    del m.__dict__["format"], m.__dict__["_script_format"]  # the attributes of the previous release
+    buf = io.BytesIO()
+    torch.save(m, buf)
+    buf.seek(0)
+    old = torch.load(buf, weights_only=False)
+    assert old.format == 1
+    x = torch.ones(shape)
+    torch.manual_seed(4)
+    want = getattr(ct, name)(0.5, format=1)(x)
+    torch.manual_seed(4)
+    assert torch.equal(old(x), want)
+    if "Alpha" not in name:
+        torch.manual_seed(4)
+        assert torch.equal(torch.jit.script(old)(x), want)
+    for fmt in (None, 2):  # this release's modules keep their own format through pickling
+        twin = pickle.loads(pickle.dumps(getattr(ct, name)(0.5, format=fmt)))
+        assert twin.format == fmt and twin._script_format == (fmt or cdropout.FORMAT_VERSION)
+
+
 def test_torch_op_keys(torch, ct):
     """The op's key is [seed, stream, offset, format]; three elements mean format 1."""
     from cdropout.torch._ops import dropout_op, to_key
