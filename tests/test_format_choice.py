@@ -89,6 +89,43 @@ def test_bad_format_everywhere(value, exc):
         assert g.get_state() == state, f"{name} drew a stream before failing"
 
 
+@pytest.mark.parametrize("value,exc", BAD_FORMATS, ids=repr)
+def test_bad_format_draws_from_no_seed_source(value, exc):
+    """The paths the list above misses (noise shape, index=, alpha dropout at inference and at
+    p = 0, the Generator and layer constructors) with each kind of seed: a numpy Generator is not
+    drawn from, and no cdropout Generator's stream (nor the default generator's, nor a spawn key
+    of it) is taken."""
+    x = random_data((2, 3, 8), np.float32, 20)
+    before = x.copy()
+    rng, g = np.random.default_rng(1), cdropout.Generator(2)
+    rng_state, g_state = rng.bit_generator.state, g.get_state()
+    dflt_state = cdropout.default_generator().get_state()
+    calls = {
+        "noise_shape": lambda s, f: cdropout.dropout(x, 0.5, seed=s, out=x, noise_shape=(1, 3, 1), format=f),
+        "index": lambda s, f: cdropout.dropout(x, 0.5, seed=s, out=x, index=((4, 3, 8), (1, 0, 0)),
+                                               return_mask="bits", format=f),
+        "scale=False eval": lambda s, f: cdropout.dropout(x, 0.5, seed=s, out=x, training=False, scale=False,
+                                                          format=f),
+        "alpha eval": lambda s, f: cdropout.alpha_dropout(x, 0.5, seed=s, out=x, training=False, format=f),
+        "alpha p=0": lambda s, f: cdropout.alpha_dropout(x, 0.0, seed=s, out=x, return_mask="key", format=f),
+        "feature_alpha p=1": lambda s, f: cdropout.feature_alpha_dropout(x, 1.0, seed=s, out=x, format=f),
+        "variational eval": lambda s, f: cdropout.variational_dropout(x, 0.5, seed=s, out=x, training=False,
+                                                                      return_mask="key", format=f),
+        "Generator": lambda s, f: cdropout.Generator(s, format=f),
+        "Dropout": lambda s, f: cdropout.Dropout(0.5, seed=s, format=f),
+    }
+    for name, call in calls.items():
+        for seed in (rng, g, np.random.SeedSequence(3), None):
+            if name in ("Generator", "Dropout") and isinstance(seed, cdropout.Generator):
+                continue  # (a Generator is not a Generator's seed; the layer's case is above)
+            with pytest.raises(exc, match="format"):
+                call(seed, value)
+            assert_same_bits(x, before, f"x after a failed {name}")
+            assert rng.bit_generator.state == rng_state, f"{name} drew from the numpy Generator"
+            assert g.get_state() == g_state, f"{name} took a stream"
+            assert cdropout.default_generator().get_state() == dflt_state, f"{name} drew from the default"
+
+
 def test_bad_format_of_the_default_generator_draws_nothing():
     dflt = cdropout.default_generator()
     before = dflt.get_state()

@@ -160,6 +160,14 @@ def test_torch_bad_formats(torch, ct, value, exc):
         with pytest.raises(exc, match="format"):
             call()
     assert torch.equal(x, torch.ones(8)) and torch.equal(torch.get_rng_state(), before)
+    g = cdropout.Generator(3)  # a cdropout Generator's stream is not taken either
+    for call in (lambda: ct.dropout(x, 0.5, generator=g, format=value),
+                 lambda: ct.dropout2d(torch.ones(2, 3, 4, 4), 0.5, generator=g, format=value),
+                 lambda: ct.feature_alpha_dropout(torch.ones(2, 3, 4), 0.5, True, generator=g, format=value),
+                 lambda: ct.Dropout(0.5, generator=g, format=value)):
+        with pytest.raises(exc, match="format"):
+            call()
+    assert g.next_stream == 0
 
 
 def test_torch_compile_with_format_2(torch, ct):
@@ -209,5 +217,12 @@ def test_dask_task_names_differ_by_format(cdd):
     assert cdd.dropout(a, 0.5, seed=1, format=2).name == cdd.dropout(a, 0.5, seed=1, format=2).name
     with pytest.raises(ValueError, match="format"):
         cdd.dropout(a, 0.5, seed=1, format=5)
+    g = cdropout.Generator(1)
+    for value, exc in BAD_FORMATS:  # nothing built, no stream taken
+        for call in (lambda: cdd.dropout(a, 0.5, seed=g, return_mask="bits", format=value),
+                     lambda: cdd.variational_dropout(a, 0.5, seed=g, format=value)):
+            with pytest.raises(exc, match="format"):
+                call()
+    assert g.next_stream == 0
     with pytest.raises(ValueError, match="version"):
         cdd.BlockBits(da.zeros((8, 1), dtype=np.uint8, chunks=(4, 1)), (8, 8), ((4, 4), (8,)), 0.5, version=4)
