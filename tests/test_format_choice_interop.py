@@ -209,6 +209,24 @@ def test_dask_follows_the_format(cdd, fmt, form):
     assert_same_bits(ns, cdropout.variational_dropout(x, 0.45, seed=3, format=fmt))
 
 
+def test_dask_bit_masks_pickled_by_the_previous_release_are_version_1(cdd):
+    """A BlockBits of the release before format v2 has no 'version' field: it loads as version 1
+    (its bits were format 1's), not as the class default, cdropout.FORMAT_VERSION."""
+    import dask.array as da
+
+    x = random_data((8, 12), np.float64, 6)
+    y, bits = cdd.dropout(da.from_array(x, chunks=(4, 5)), 0.5, seed=2, return_mask="bits", format=1)
+    del bits.__dict__["version"]  # the fields of the previous release
+    old = pickle.loads(pickle.dumps(bits))
+    assert old.version == 1
+    keep = reference.keep_mask(x.shape, 0.5, 2, fmt=1)
+    assert_same_bits(cdd.dropout_backward(da.from_array(x, chunks=(4, 5)), old).compute(scheduler="sync"),
+                     reference.apply_mask(x, keep, 0.5))
+    for fmt in (1, 2):  # this release's masks keep their version through pickling
+        _, b = cdd.dropout(da.from_array(x, chunks=4), 0.5, seed=2, return_mask="bits", format=fmt)
+        assert pickle.loads(pickle.dumps(b)).version == fmt
+
+
 def test_dask_task_names_differ_by_format(cdd):
     import dask.array as da
 
