@@ -218,6 +218,12 @@ class Dropout:
         """Restore the generator's state: the following forwards repeat the saved run's masks."""
         self.generator.set_state(state)
 
+    def __setstate__(self, state: Dict[str, Any]) -> None:
+        # A layer pickled by 0.1.x has no 'format': it follows its generator, whose 0.1.x state
+        # loads as format 1, so the resumed run repeats 0.1.x's masks.
+        self.__dict__.update(state)
+        self.__dict__.setdefault("format", None)
+
     def __repr__(self) -> str:
         extra = "".join([
             f", mask={self.mask!r}",

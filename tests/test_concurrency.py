@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 import cdropout
+import reference
 from helpers import assert_same_bits
 
 N_THREADS = 8
@@ -135,3 +136,29 @@ def test_threads_spawning_from_one_generator():
     seeds = [s for per in children for s in per]
     assert len(set(seeds)) == len(seeds) == 10 * N_THREADS
     assert sorted(seeds) == sorted(c.seed for c in cdropout.Generator(5).spawn(10 * N_THREADS))
+
+
+@pytest.mark.parametrize("fmt", [1, 2])
+def test_threads_sharing_a_generator_of_either_format(fmt):
+    """One Generator of format `fmt` shared by 4 threads, every other call overriding the format:
+    each call gets its own stream, its key carries the format it drew with, and every mask is
+    the reference's of that (format, seed, stream), never cdropout's own output."""
+    import reference
+
+    g = cdropout.Generator(31, format=fmt)
+    x = np.random.default_rng(4).standard_normal(777).astype(np.float32)
+    got = [[] for _ in range(4)]
+
+    def work(i):
+        for j in range(40):
+            override = None if j % 2 else 3 - fmt
+            y, key = g.dropout(x, 0.3, return_mask="key", format=override)
+            got[i].append((override or fmt, key, y))
+
+    _run_threads(work, n=4)
+    calls = [c for per in got for c in per]
+    assert sorted(key.stream for _, key, _ in calls) == list(range(160))
+    assert g.get_state() == {"seed": 31, "next_stream": 160, "n_children": 0, "format": fmt}
+    for want_fmt, key, y in calls:
+        assert key.version == want_fmt and key.seed == 31
+        assert_same_bits(y, reference.dropout(x, 0.3, 31, key.stream, fmt=want_fmt), f"stream {key.stream}")

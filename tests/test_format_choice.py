@@ -89,6 +89,43 @@ def test_bad_format_everywhere(value, exc):
         assert g.get_state() == state, f"{name} drew a stream before failing"
 
 
+@pytest.mark.parametrize("value,exc", BAD_FORMATS, ids=repr)
+def test_bad_format_draws_from_no_seed_source(value, exc):
+    """The paths the list above misses (noise shape, index=, alpha dropout at inference and at
+    p = 0, the Generator and layer constructors) with each kind of seed: a numpy Generator is not
+    drawn from, and no cdropout Generator's stream (nor the default generator's, nor a spawn key
+    of it) is taken."""
+    x = random_data((2, 3, 8), np.float32, 20)
+    before = x.copy()
+    rng, g = np.random.default_rng(1), cdropout.Generator(2)
+    rng_state, g_state = rng.bit_generator.state, g.get_state()
+    dflt_state = cdropout.default_generator().get_state()
+    calls = {
+        "noise_shape": lambda s, f: cdropout.dropout(x, 0.5, seed=s, out=x, noise_shape=(1, 3, 1), format=f),
+        "index": lambda s, f: cdropout.dropout(x, 0.5, seed=s, out=x, index=((4, 3, 8), (1, 0, 0)),
+                                               return_mask="bits", format=f),
+        "scale=False eval": lambda s, f: cdropout.dropout(x, 0.5, seed=s, out=x, training=False, scale=False,
+                                                          format=f),
+        "alpha eval": lambda s, f: cdropout.alpha_dropout(x, 0.5, seed=s, out=x, training=False, format=f),
+        "alpha p=0": lambda s, f: cdropout.alpha_dropout(x, 0.0, seed=s, out=x, return_mask="key", format=f),
+        "feature_alpha p=1": lambda s, f: cdropout.feature_alpha_dropout(x, 1.0, seed=s, out=x, format=f),
+        "variational eval": lambda s, f: cdropout.variational_dropout(x, 0.5, seed=s, out=x, training=False,
+                                                                      return_mask="key", format=f),
+        "Generator": lambda s, f: cdropout.Generator(s, format=f),
+        "Dropout": lambda s, f: cdropout.Dropout(0.5, seed=s, format=f),
+    }
+    for name, call in calls.items():
+        for seed in (rng, g, np.random.SeedSequence(3), None):
+            if name in ("Generator", "Dropout") and isinstance(seed, cdropout.Generator):
+                continue  # (a Generator is not a Generator's seed; the layer's case is above)
+            with pytest.raises(exc, match="format"):
+                call(seed, value)
+            assert_same_bits(x, before, f"x after a failed {name}")
+            assert rng.bit_generator.state == rng_state, f"{name} drew from the numpy Generator"
+            assert g.get_state() == g_state, f"{name} took a stream"
+            assert cdropout.default_generator().get_state() == dflt_state, f"{name} drew from the default"
+
+
 def test_bad_format_of_the_default_generator_draws_nothing():
     dflt = cdropout.default_generator()
     before = dflt.get_state()
@@ -232,6 +269,19 @@ OLD_GEN = ("80049554000000000000008c116364726f706f75742e5f73656564696e67948c0947
            "94288c0473656564944d09038c0b6e6578745f73747265616d944b018c0a6e5f6368696c6472656e944b0175622e")
 
 
+# A Dropout(0.5, seed=3) layer after one forward of np.ones(4), pickled as the release before
+# format v2 writes it: the layer's attributes without 'format' (it had none), its Generator's
+# state without 'format', its saved key of version 1.
+OLD_LAYER = ("80049573010000000000008c0f6364726f706f75742e6c6179657273948c0744726f706f75749493942981947d94288c01709447"
+             "3fe00000000000008c046d61736b948c036b6579948c0967656e657261746f72948c116364726f706f75742e5f73656564696e67"
+             "948c0947656e657261746f729493942981947d94288c0473656564944b038c0b6e6578745f73747265616d944b018c0a6e5f6368"
+             "696c6472656e944b0075628c07696e706c61636594898c0b6e6f6973655f7368617065944e8c057363616c6594888c026d639489"
+             "8c0b6e756d5f74687265616473944e8c08747261696e696e6794888c065f7361766564948c106364726f706f75742e5f7265636f"
+             "7264948c105f6b65795f66726f6d5f6669656c6473949394284b034b004b00473fe00000000000004b048594888c096265726e6f"
+             "756c6c69944b014e749452948c0c5f73617665645f7368617065944b0485948c085f73617665645f7094473fe00000000000008c"
+             "0c5f73617665645f7363616c65948875622e")
+
+
 def test_pickles_of_the_previous_release_load_as_format_1():
     key = pickle.loads(bytes.fromhex(OLD_KEY))
     assert (key.seed, key.stream, key.offset, key.p, key.shape, key.version) == (12345, 6, 3, 0.3, (20,), 1)
@@ -244,6 +294,22 @@ def test_pickles_of_the_previous_release_load_as_format_1():
     assert g.get_state() == {"seed": 777, "next_stream": 1, "n_children": 1, "format": 1}
     x = np.ones(64)
     assert_same_bits(g.dropout(x, 0.5), reference.dropout(x, 0.5, 777, 1, fmt=1))
+
+
+def test_a_layer_pickled_by_the_previous_release_resumes_its_run():
+    """The layer follows its generator, whose old state is format 1: the resumed run repeats the
+    previous release's masks (it used to fail with AttributeError: no attribute 'format')."""
+    layer = pickle.loads(bytes.fromhex(OLD_LAYER))
+    assert layer.format is None and layer.generator.format == 1
+    assert "format" not in repr(layer)
+    x = random_data((64,), np.float64, 19)
+    assert_same_bits(layer.backward(np.ones(4)), reference.dropout(np.ones(4), 0.5, 3, 0, fmt=1))
+    assert_same_bits(layer(x), reference.dropout(x, 0.5, 3, 1, fmt=1))
+    assert layer.saved_mask.version == 1
+    assert_same_bits(layer.backward(x), reference.dropout(x, 0.5, 3, 1, fmt=1))
+    twin = pickle.loads(pickle.dumps(layer))  # and it pickles again as a layer of this release
+    assert twin.format is None and twin.generator.format == 1
+    assert_same_bits(twin(x), reference.dropout(x, 0.5, 3, 2, fmt=1))
 
 
 # -- the Generator's format -----------------------------------------------------------------------

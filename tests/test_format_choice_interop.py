@@ -96,6 +96,36 @@ def test_torch_modules_take_a_format(torch, ct, fmt, name):
     assert m2.format == fmt
 
 
+@pytest.mark.parametrize("name", ["Dropout", "Dropout1d", "Dropout2d", "Dropout3d", "AlphaDropout",
+                                  "FeatureAlphaDropout"])
+def test_torch_modules_pickled_by_the_previous_release(torch, ct, name):
+    """A whole model saved by the release before format v2 (torch.save / pickle) holds modules
+    without 'format': they load drawing format 1's masks, as they did, eager and scripted (they
+    used to fail with AttributeError, and torch.jit.script with "no attribute '_script_format'")."""
+    import io
+
+    shape = {"Dropout": (40,), "Dropout1d": (2, 3, 5), "Dropout2d": (2, 3, 4, 4),
+             "Dropout3d": (2, 3, 2, 2, 2), "AlphaDropout": (40,), "FeatureAlphaDropout": (2, 3, 5)}[name]
+    m = getattr(ct, name)(0.5)
+    del m.__dict__["format"], m.__dict__["_script_format"]  # the attributes of the previous release
+    buf = io.BytesIO()
+    torch.save(m, buf)
+    buf.seek(0)
+    old = torch.load(buf, weights_only=False)
+    assert old.format == 1
+    x = torch.ones(shape)
+    torch.manual_seed(4)
+    want = getattr(ct, name)(0.5, format=1)(x)
+    torch.manual_seed(4)
+    assert torch.equal(old(x), want)
+    if "Alpha" not in name:
+        torch.manual_seed(4)
+        assert torch.equal(torch.jit.script(old)(x), want)
+    for fmt in (None, 2):  # this release's modules keep their own format through pickling
+        twin = pickle.loads(pickle.dumps(getattr(ct, name)(0.5, format=fmt)))
+        assert twin.format == fmt and twin._script_format == (fmt or cdropout.FORMAT_VERSION)
+
+
 def test_torch_op_keys(torch, ct):
     """The op's key is [seed, stream, offset, format]; three elements mean format 1."""
     from cdropout.torch._ops import dropout_op, to_key
@@ -130,6 +160,14 @@ def test_torch_bad_formats(torch, ct, value, exc):
         with pytest.raises(exc, match="format"):
             call()
     assert torch.equal(x, torch.ones(8)) and torch.equal(torch.get_rng_state(), before)
+    g = cdropout.Generator(3)  # a cdropout Generator's stream is not taken either
+    for call in (lambda: ct.dropout(x, 0.5, generator=g, format=value),
+                 lambda: ct.dropout2d(torch.ones(2, 3, 4, 4), 0.5, generator=g, format=value),
+                 lambda: ct.feature_alpha_dropout(torch.ones(2, 3, 4), 0.5, True, generator=g, format=value),
+                 lambda: ct.Dropout(0.5, generator=g, format=value)):
+        with pytest.raises(exc, match="format"):
+            call()
+    assert g.next_stream == 0
 
 
 def test_torch_compile_with_format_2(torch, ct):
@@ -171,6 +209,24 @@ def test_dask_follows_the_format(cdd, fmt, form):
     assert_same_bits(ns, cdropout.variational_dropout(x, 0.45, seed=3, format=fmt))
 
 
+def test_dask_bit_masks_pickled_by_the_previous_release_are_version_1(cdd):
+    """A BlockBits of the release before format v2 has no 'version' field: it loads as version 1
+    (its bits were format 1's), not as the class default, cdropout.FORMAT_VERSION."""
+    import dask.array as da
+
+    x = random_data((8, 12), np.float64, 6)
+    y, bits = cdd.dropout(da.from_array(x, chunks=(4, 5)), 0.5, seed=2, return_mask="bits", format=1)
+    del bits.__dict__["version"]  # the fields of the previous release
+    old = pickle.loads(pickle.dumps(bits))
+    assert old.version == 1
+    keep = reference.keep_mask(x.shape, 0.5, 2, fmt=1)
+    assert_same_bits(cdd.dropout_backward(da.from_array(x, chunks=(4, 5)), old).compute(scheduler="sync"),
+                     reference.apply_mask(x, keep, 0.5))
+    for fmt in (1, 2):  # this release's masks keep their version through pickling
+        _, b = cdd.dropout(da.from_array(x, chunks=4), 0.5, seed=2, return_mask="bits", format=fmt)
+        assert pickle.loads(pickle.dumps(b)).version == fmt
+
+
 def test_dask_task_names_differ_by_format(cdd):
     import dask.array as da
 
@@ -179,5 +235,12 @@ def test_dask_task_names_differ_by_format(cdd):
     assert cdd.dropout(a, 0.5, seed=1, format=2).name == cdd.dropout(a, 0.5, seed=1, format=2).name
     with pytest.raises(ValueError, match="format"):
         cdd.dropout(a, 0.5, seed=1, format=5)
+    g = cdropout.Generator(1)
+    for value, exc in BAD_FORMATS:  # nothing built, no stream taken
+        for call in (lambda: cdd.dropout(a, 0.5, seed=g, return_mask="bits", format=value),
+                     lambda: cdd.variational_dropout(a, 0.5, seed=g, format=value)):
+            with pytest.raises(exc, match="format"):
+                call()
+    assert g.next_stream == 0
     with pytest.raises(ValueError, match="version"):
         cdd.BlockBits(da.zeros((8, 1), dtype=np.uint8, chunks=(4, 1)), (8, 8), ((4, 4), (8,)), 0.5, version=4)

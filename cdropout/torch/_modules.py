@@ -6,7 +6,7 @@ an ``nn.Dropout`` checkpoint loads strictly: there is no extra state) and only r
 """
 from __future__ import annotations
 
-from typing import Optional
+from typing import Any, Dict, Optional
 
 import torch
 
@@ -31,6 +31,14 @@ class _Mixin:
         # TorchScript's forward (which draws from torch's default generator) needs an int
         self._script_format = F.FORMAT_VERSION if self.format is None else self.format
         self.generator = generator
+
+    def _setstate(self, state: Dict[str, Any]) -> None:
+        """Each module's ``__setstate__`` (unpickling): a module pickled by 0.1.x (``torch.save``
+        of a whole model) has no stream format; its masks were format 1's, so it keeps drawing
+        them, as 0.1.x Generator states load as format 1."""
+        if "format" not in state:
+            state = dict(state, format=1, _script_format=1)
+        torch.nn.Module.__setstate__(self, state)  # type: ignore[arg-type]
 
 
 class Dropout(torch.nn.Dropout, _Mixin):
@@ -190,3 +198,9 @@ class FeatureAlphaDropout(torch.nn.FeatureAlphaDropout, _Mixin):
             raise RuntimeError("cdropout.torch's alpha-dropout modules cannot be scripted; use torch.compile")
         return F.feature_alpha_dropout(input, self.p, self.training, self.inplace, generator=self.generator,
                                        format=self.format)
+
+
+# (assigned, not inherited: _Mixin comes after torch.nn's class in each module's bases)
+for _cls in (Dropout, Dropout1d, Dropout2d, Dropout3d, AlphaDropout, FeatureAlphaDropout):
+    _cls.__setstate__ = _Mixin._setstate  # type: ignore[assignment]
+del _cls
