@@ -13,7 +13,7 @@
  * L1 and the one three chunks on into L2. During a chunk's gen no load is issued, and on the
  * 2-vCPU Intel Xeon (KVM) this project is measured on, the hardware prefetchers alone then left a
  * 128 Mi float32 in-place pass at 1.47x the x *= s floor (format v2; 2.1x for v1); with these
- * prefetches 0.90-0.99x (v1: 1.15-1.35x). Into L1 alone it was 1.03-1.11x at 128 Mi, into L2
+ * prefetches 0.90-0.94x (v1: 1.31-1.42x). Into L1 alone it was 1.03-1.11x at 128 Mi, into L2
  * alone 0.98x at 128 Mi but 1.10-1.15x at 1-16 Mi; below L2's size (64 Ki) any prefetch made the
  * call 25% slower, hence the threshold. (An earlier scheme, prefetching some chunks ahead during
  * v1's Philox rounds, was slower than none on an AMD EPYC: 1.40-1.45x against 1.11-1.18x.)

@@ -1,7 +1,10 @@
 /* TestU01 batteries on cdropout's format v2 stream (ARS-7), generated in C by cdropout's own portable
  * kernels (src_c/kernels_portable.c), so that the billions of numbers a battery reads cost seconds.
  *
- *   tools/testu01.sh [small|crush|big] [raw|mask] [seed]
+ *   tools/testu01.sh [small|crush|big|poker] [raw|mask] [seed]
+ *
+ *   poker  Crush's two SimpPoker tests with d = 16 alone (tests 23 and 24: n = 4e7, r = 0 and 26,
+ *          d = k = 16), to retest a suspect p-value on other seeds in seconds
  *
  *   raw   ARS-7 output of blocks 0, 1, 2, ... of (seed, stream 0): the four 32-bit words of each
  *         block, word 0 first (exactly format v2's primary draws; docs/stream-format.md).
@@ -14,6 +17,7 @@
 #include <string.h>
 
 #include "bbattery.h"
+#include "sknuth.h"
 #include "unif01.h"
 
 #include "kernels.h"
@@ -75,6 +79,10 @@ int main(int argc, char **argv)
     unif01_Gen *gen = unif01_CreateExternGenBits(name, next_word);
     if (strcmp(battery, "crush") == 0)
         bbattery_Crush(gen);
+    else if (strcmp(battery, "poker") == 0) {
+        sknuth_SimpPoker(gen, NULL, 1, 40000000L, 0, 16, 16);
+        sknuth_SimpPoker(gen, NULL, 1, 40000000L, 26, 16, 16);
+    }
     else if (strcmp(battery, "big") == 0)
         bbattery_BigCrush(gen);
     else
