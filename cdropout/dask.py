@@ -132,9 +132,7 @@ class BlockBits:
         object.__setattr__(self, "scale", bool(self.scale))
 
     def __setstate__(self, state: Dict[str, Any]) -> None:
-        # A BlockBits pickled by 0.1.x has no 'version' (the class default would say
-        # FORMAT_VERSION): its bits were drawn with format 1, the only one that release knew.
-        self.__dict__.update({"version": 1, **state})
+        self.__dict__.update({"version": 1, **state})  # 0.1.x pickles have no version: format 1
 
     def __dask_tokenize__(self) -> tuple:
         return ("cdropout.dask.BlockBits", self.data.name, self.chunks, self.p, self.scale, self.version)

@@ -74,7 +74,18 @@ static void GEN_NAME(const cd_key *key, uint64_t b0, int64_t n, uint8_t *out)
         gen_loop(&c, key, b0, n, out, 0);
 }
 
-/* cd_gen_rows_fn: the key's round constants are set up once for all rows. */
+/* cd_gen_rows_fn: the key's round constants are set up once for all rows (LOOP: gen_loop or ars_loop
+ * with its context). */
+#define GEN_ROWS(LOOP, ctx)                                                                            \
+    for (int64_t r = 0; r < nrows; r++) {                                                              \
+        uint64_t m = m0 + (uint64_t)r * mstride, b = m >> 3;                                           \
+        int64_t nb = (int64_t)(((m + (uint64_t)nbits - 1) >> 3) - b + 1);                              \
+        if (ties)                                                                                      \
+            LOOP(ctx, key, b, nb, out + r * ostride, 1);                                               \
+        else                                                                                           \
+            LOOP(ctx, key, b, nb, out + r * ostride, 0);                                               \
+    }
+
 static void gen_rows_simd(const cd_key *key, uint64_t m0, uint64_t mstride, int64_t nrows, int64_t nbits,
                           uint8_t *out, int64_t ostride)
 {
@@ -82,26 +93,13 @@ static void gen_rows_simd(const cd_key *key, uint64_t m0, uint64_t mstride, int6
     if (key->fmt == CD_FORMAT_V2) {
         ars_ctx a;
         ars_ctx_init(&a, key);
-        for (int64_t r = 0; r < nrows; r++) {
-            uint64_t m = m0 + (uint64_t)r * mstride, b = m >> 3;
-            int64_t nb = (int64_t)(((m + (uint64_t)nbits - 1) >> 3) - b + 1);
-            if (ties)
-                ars_loop(&a, key, b, nb, out + r * ostride, 1);
-            else
-                ars_loop(&a, key, b, nb, out + r * ostride, 0);
-        }
-        return;
-    }
-    gen_ctx c;
-    gen_ctx_init(&c, key);
-    for (int64_t r = 0; r < nrows; r++) {
-        uint64_t m = m0 + (uint64_t)r * mstride, b = m >> 3;
-        int64_t nb = (int64_t)(((m + (uint64_t)nbits - 1) >> 3) - b + 1);
-        if (ties)
-            gen_loop(&c, key, b, nb, out + r * ostride, 1);
-        else
-            gen_loop(&c, key, b, nb, out + r * ostride, 0);
+        GEN_ROWS(ars_loop, &a)
+    } else {
+        gen_ctx c;
+        gen_ctx_init(&c, key);
+        GEN_ROWS(gen_loop, &c)
     }
 }
+#undef GEN_ROWS
 
 #endif
