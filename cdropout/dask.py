@@ -6,8 +6,7 @@ the NumPy function on its block with ``index=(global_shape, block_origin)`` (doc
 computed result equals ``cdropout.dropout(a.compute(), p, seed=..., stream=...)`` for every
 chunking, number of workers, order of tasks and retry.
 
-Needs the optional dependencies ``cdropout[dask]`` (dask[array] and distributed);
-``import cdropout`` itself never imports dask.
+Needs ``cdropout[dask]`` (dask[array] and distributed); ``import cdropout`` never imports dask.
 """
 from __future__ import annotations
 
