@@ -79,14 +79,32 @@ static void ars_keys_init(ars_keys *rk, int rounds, const uint32_t key[4])
     }
 }
 
-/* AESENC: ShiftRows (row r of column c from column c + r), SubBytes, MixColumns, xor k. */
+/* AESENC, one AES round (ShiftRows: row r of column c from column c + r; SubBytes; MixColumns;
+ * xor k), on the state (a0, a1, a2, a3) held in scalars (word c = column c), round key k. */
+#define AES_ROUND_VARS(a0, a1, a2, a3, k)                                                               \
+    do {                                                                                                 \
+        const uint32_t t0_ = CD_AES_TE[0][a0 & 0xff] ^ CD_AES_TE[1][(a1 >> 8) & 0xff] ^                  \
+                             CD_AES_TE[2][(a2 >> 16) & 0xff] ^ CD_AES_TE[3][a3 >> 24] ^ (k)[0];          \
+        const uint32_t t1_ = CD_AES_TE[0][a1 & 0xff] ^ CD_AES_TE[1][(a2 >> 8) & 0xff] ^                  \
+                             CD_AES_TE[2][(a3 >> 16) & 0xff] ^ CD_AES_TE[3][a0 >> 24] ^ (k)[1];          \
+        const uint32_t t2_ = CD_AES_TE[0][a2 & 0xff] ^ CD_AES_TE[1][(a3 >> 8) & 0xff] ^                  \
+                             CD_AES_TE[2][(a0 >> 16) & 0xff] ^ CD_AES_TE[3][a1 >> 24] ^ (k)[2];          \
+        const uint32_t t3_ = CD_AES_TE[0][a3 & 0xff] ^ CD_AES_TE[1][(a0 >> 8) & 0xff] ^                  \
+                             CD_AES_TE[2][(a1 >> 16) & 0xff] ^ CD_AES_TE[3][a2 >> 24] ^ (k)[3];          \
+        a0 = t0_;                                                                                        \
+        a1 = t1_;                                                                                        \
+        a2 = t2_;                                                                                        \
+        a3 = t3_;                                                                                        \
+    } while (0)
+
 static inline void aes_round(uint32_t w[4], const uint32_t k[4])
 {
-    uint32_t o[4];
-    for (int c = 0; c < 4; c++)
-        o[c] = CD_AES_TE[0][w[c] & 0xff] ^ CD_AES_TE[1][(w[(c + 1) & 3] >> 8) & 0xff] ^
-               CD_AES_TE[2][(w[(c + 2) & 3] >> 16) & 0xff] ^ CD_AES_TE[3][w[(c + 3) & 3] >> 24] ^ k[c];
-    memcpy(w, o, sizeof o);
+    uint32_t a0 = w[0], a1 = w[1], a2 = w[2], a3 = w[3];
+    AES_ROUND_VARS(a0, a1, a2, a3, k);
+    w[0] = a0;
+    w[1] = a1;
+    w[2] = a2;
+    w[3] = a3;
 }
 
 /* AESENCLAST: as aes_round without MixColumns. */
@@ -185,26 +203,11 @@ static inline uint8_t block_byte(const cd_key *key, const ars_keys *rk, uint64_t
     return byte_of_words(key, rk, b, &w);
 }
 
-/* One AES round on the state (a0, a1, a2, a3) held in scalars (word c = column c), round key k. */
-#define AES_ROUND_VARS(a0, a1, a2, a3, k)                                                               \
-    do {                                                                                                 \
-        const uint32_t t0_ = CD_AES_TE[0][a0 & 0xff] ^ CD_AES_TE[1][(a1 >> 8) & 0xff] ^                  \
-                             CD_AES_TE[2][(a2 >> 16) & 0xff] ^ CD_AES_TE[3][a3 >> 24] ^ (k)[0];          \
-        const uint32_t t1_ = CD_AES_TE[0][a1 & 0xff] ^ CD_AES_TE[1][(a2 >> 8) & 0xff] ^                  \
-                             CD_AES_TE[2][(a3 >> 16) & 0xff] ^ CD_AES_TE[3][a0 >> 24] ^ (k)[1];          \
-        const uint32_t t2_ = CD_AES_TE[0][a2 & 0xff] ^ CD_AES_TE[1][(a3 >> 8) & 0xff] ^                  \
-                             CD_AES_TE[2][(a0 >> 16) & 0xff] ^ CD_AES_TE[3][a1 >> 24] ^ (k)[2];          \
-        const uint32_t t3_ = CD_AES_TE[0][a3 & 0xff] ^ CD_AES_TE[1][(a0 >> 8) & 0xff] ^                  \
-                             CD_AES_TE[2][(a1 >> 16) & 0xff] ^ CD_AES_TE[3][a2 >> 24] ^ (k)[3];          \
-        a0 = t0_;                                                                                        \
-        a1 = t1_;                                                                                        \
-        a2 = t2_;                                                                                        \
-        a3 = t3_;                                                                                        \
-    } while (0)
 
 /* Format v2's gen: ARS-7 on two blocks at a time with their states in scalars and the rounds
- * unrolled: 1.23x v1's portable forward at 64 Ki float32 (one block at a time 1.66x, four in arrays
- * 1.51x: spilled to the stack). */
+ * unrolled: 1.45x v1's portable forward at 64 Ki float32 on a quiet machine (1.23x with the other
+ * core busy; one block at a time 1.66x and four in arrays 1.51x, both measured busy; precomputing
+ * round 1's lookups of the words every block shares measured slower, 1.50x quiet). */
 static void gen_v2_portable(const cd_key *key, const ars_keys *rk, uint64_t b0, int64_t n, uint8_t *out)
 {
     int64_t j = 0;
